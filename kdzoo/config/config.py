@@ -1,0 +1,79 @@
+"""A yacs :class:`CfgNode` with ``_BASE_`` inheritance and one-line errors that name the culprit."""
+
+import copy
+import os
+import re
+from typing import Any
+
+import yaml
+from yacs.config import CfgNode as _YacsCfgNode
+
+from kdzoo.utils.errors import ConfigError
+
+BASE_KEY = "_BASE_"
+
+
+class CfgNode(_YacsCfgNode):
+    """yacs' CfgNode with ``_BASE_`` files and errors that name the wrong key and its file."""
+
+    def merge_from_file(self, cfg_filename: str) -> None:
+        """Merge a YAML file (and, first, the ``_BASE_`` files it names) into this config."""
+        loaded = load_yaml_with_base(cfg_filename)
+        try:
+            self.merge_from_other_cfg(type(self)(loaded))
+        except (KeyError, ValueError, AssertionError) as e:
+            raise ConfigError(f"{cfg_filename}: {_message(e)}") from None
+
+    def merge_from_list(self, cfg_list: list) -> None:
+        """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` overrides, as given on the command line."""
+        if len(cfg_list) % 2:
+            raise ConfigError(
+                f"command-line overrides come in KEY VALUE pairs; got an odd list: {cfg_list}"
+            )
+        try:
+            super().merge_from_list(cfg_list)
+        except (KeyError, ValueError, AssertionError) as e:
+            raise ConfigError(f"command line: {_message(e)}") from None
+
+
+def _message(error: Exception) -> str:
+    """yacs' message on one line, with its wording for unknown keys made plain."""
+    text = " ".join(str(error.args[0] if error.args else error).split())
+    return re.sub(r"^Non-existent (config )?key: ", "unknown config key ", text)
+
+
+def load_yaml_with_base(filename: str) -> dict[str, Any]:
+    """Read a YAML file and recursively merge it over the files its ``_BASE_`` key names.
+
+    ``_BASE_`` is a path relative to the file that names it (or absolute), or a list of such paths
+    merged in order.
+    """
+    if not os.path.isfile(filename):
+        raise ConfigError(f"config file not found: {filename}")
+    with open(filename) as f:
+        try:
+            cfg = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{filename}: not valid YAML ({_message(e)})") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{filename}: a config file must be a mapping of keys to values")
+    bases = cfg.pop(BASE_KEY, None)
+    if bases is None:
+        return cfg
+    merged: dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        path = os.path.join(os.path.dirname(filename), os.path.expanduser(base))
+        if not os.path.isfile(path):
+            raise ConfigError(f"{filename}: _BASE_ file not found: {path}")
+        _merge_dicts(load_yaml_with_base(path), merged)
+    _merge_dicts(cfg, merged)
+    return merged
+
+
+def _merge_dicts(src: dict, dst: dict) -> None:
+    """Deep-merge ``src`` into ``dst``: nested mappings merge, everything else replaces."""
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge_dicts(value, dst[key])
+        else:
+            dst[key] = copy.deepcopy(value)

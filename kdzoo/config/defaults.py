@@ -1,0 +1,132 @@
+"""Every kdzoo option, with the value of the CIFAR-100 protocol (CRD/RepDistiller) as default.
+
+Config files only override what differs from here, and an override of a key that is not defined
+here is an error. Method-specific options live under ``DISTILLER.<METHOD>``.
+"""
+
+from .config import CfgNode as CN
+
+_C = CN()
+# Bumped when a key is renamed, so old files can be told apart.
+_C.VERSION = 1
+
+# -------------------------------------------------------------------------------------------------
+# Models
+# -------------------------------------------------------------------------------------------------
+_C.MODEL = CN()
+# "cpu" or "cuda"; each process uses one device (cuda:<local rank> under DDP).
+_C.MODEL.DEVICE = "cpu"
+_C.MODEL.NUM_CLASSES = 100
+# Convert BatchNorm layers of the trained modules to SyncBatchNorm when running on several GPUs.
+_C.MODEL.SYNC_BN = False
+
+# The network being trained. The `vanilla` distiller trains it alone: that is how teachers are made.
+_C.MODEL.STUDENT = CN()
+# A name in BACKBONE_REGISTRY (RepDistiller's names for CIFAR, torchvision's for ImageNet).
+_C.MODEL.STUDENT.NAME = "resnet20"
+# Optional initial weights: a file (RepDistiller {'model': ...}, plain state_dict or kdzoo
+# checkpoint) or a torchvision weight name such as "IMAGENET1K_V1".
+_C.MODEL.STUDENT.WEIGHTS = ""
+
+# The frozen network whose knowledge is distilled; always in eval mode, never trained.
+_C.MODEL.TEACHER = CN()
+_C.MODEL.TEACHER.NAME = ""
+# Weights of the teacher, in any format MODEL.STUDENT.WEIGHTS takes. Required by every distiller
+# that has a teacher.
+_C.MODEL.TEACHER.WEIGHTS = ""
+
+# -------------------------------------------------------------------------------------------------
+# Distillers: DISTILLER.NAME picks one from DISTILLER_REGISTRY; its options live under its own node.
+# -------------------------------------------------------------------------------------------------
+_C.DISTILLER = CN()
+_C.DISTILLER.NAME = "vanilla"
+
+# Hinton et al.'s KD: CE_WEIGHT * CE(student, label) + KD_WEIGHT * T^2 * KL(p_t^T || p_s^T).
+_C.DISTILLER.KD = CN()
+_C.DISTILLER.KD.TEMPERATURE = 4.0
+_C.DISTILLER.KD.CE_WEIGHT = 0.1
+_C.DISTILLER.KD.KD_WEIGHT = 0.9
+
+# -------------------------------------------------------------------------------------------------
+# Data
+# -------------------------------------------------------------------------------------------------
+_C.DATASETS = CN()
+# A name in DATASET_REGISTRY: "cifar100", "imagefolder", "digits" (the offline demo set).
+_C.DATASETS.NAME = "cifar100"
+# Folder of the data. For CIFAR-100 it may hold `cifar100.npz`; otherwise torchvision's files are
+# used, downloaded there if DATASETS.DOWNLOAD. For "imagefolder" it holds train/ and val/.
+_C.DATASETS.ROOT = "datasets"
+_C.DATASETS.DOWNLOAD = True
+
+_C.DATALOADER = CN()
+# Worker processes that decode images (folder datasets). In-memory datasets (CIFAR, digits) are
+# indexed directly and need none.
+_C.DATALOADER.NUM_WORKERS = 4
+
+_C.INPUT = CN()
+# Side of the (square) training and test images. CIFAR: 32; ImageNet: 224.
+_C.INPUT.SIZE = 32
+# CIFAR augmentation, run batched on the training device: zero-pad, random crop back to SIZE, flip.
+_C.INPUT.CROP_PADDING = 4
+_C.INPUT.HFLIP = True
+# Per-channel mean and std of [0, 1] RGB pixels (CIFAR-100's, as RepDistiller uses).
+_C.INPUT.PIXEL_MEAN = [0.5071, 0.4867, 0.4408]
+_C.INPUT.PIXEL_STD = [0.2675, 0.2565, 0.2761]
+
+# -------------------------------------------------------------------------------------------------
+# Solver
+# -------------------------------------------------------------------------------------------------
+_C.SOLVER = CN()
+# Images per step over all processes; each process takes IMS_PER_BATCH / world_size.
+_C.SOLVER.IMS_PER_BATCH = 64
+# SGD with momentum (not Nesterov) on the parameters the distiller trains.
+_C.SOLVER.BASE_LR = 0.05
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.WEIGHT_DECAY = 5e-4
+_C.SOLVER.MAX_EPOCHS = 240
+# When > 0, the run stops after this many iterations whatever MAX_EPOCHS says (smoke runs).
+_C.SOLVER.MAX_ITER = 0
+# "multistep": lr * GAMMA at the start of each epoch in STEPS (CIFAR protocol: 150, 180, 210 are the
+# last epochs at the old rate, so 151, 181, 211 counted from 1 start the new one). "cosine": cosine
+# decay to 0 over the run.
+_C.SOLVER.LR_SCHEDULER_NAME = "multistep"
+_C.SOLVER.STEPS = (150, 180, 210)
+_C.SOLVER.GAMMA = 0.1
+# Linear warmup from WARMUP_FACTOR * lr over the first WARMUP_ITERS iterations (0: none).
+_C.SOLVER.WARMUP_ITERS = 0
+_C.SOLVER.WARMUP_FACTOR = 0.001
+# Save a checkpoint every this many iterations (0: only the final one), keeping the newest
+# CHECKPOINT_KEEP periodic ones (0: keep all).
+_C.SOLVER.CHECKPOINT_PERIOD = 5000
+_C.SOLVER.CHECKPOINT_KEEP = 2
+
+# Mixed precision. DTYPE "bfloat16" autocasts on CPU and GPU; "float16" (GPU only) adds a
+# grad scaler.
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False
+_C.SOLVER.AMP.DTYPE = "bfloat16"
+
+# Clip the global L2 norm of the gradients (0: off).
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+
+# -------------------------------------------------------------------------------------------------
+# Evaluation
+# -------------------------------------------------------------------------------------------------
+_C.TEST = CN()
+# Evaluate top-1/top-5 on the test split every this many iterations; 0: at the end of every epoch.
+# The final model is always evaluated.
+_C.TEST.EVAL_PERIOD = 0
+_C.TEST.IMS_PER_BATCH = 256
+
+# -------------------------------------------------------------------------------------------------
+# Misc
+# -------------------------------------------------------------------------------------------------
+_C.OUTPUT_DIR = "./output"
+# Seed of every random number generator; < 0 draws one (and writes it to the saved config.yaml).
+_C.SEED = 0
+# Print and write metrics every this many iterations. The loss is checked for NaN/Inf at the same
+# period (and before every checkpoint), so the step itself never waits for the device.
+_C.LOG_PERIOD = 20
+# cudnn.benchmark: faster convolutions on fixed input sizes, at the price of exact repeatability.
+_C.CUDNN_BENCHMARK = False

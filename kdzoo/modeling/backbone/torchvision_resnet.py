@@ -1,0 +1,65 @@
+"""ImageNet ResNets from torchvision: torchvision's state_dict keys, kdzoo's output contract.
+
+Registered as ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101`` and ``resnet152`` (lower case;
+``ResNet50`` with capitals is RepDistiller's CIFAR variant). ``weights`` takes a torchvision weight
+name such as ``"IMAGENET1K_V1"`` or ``"DEFAULT"``; those are downloaded by torchvision, so they need
+internet the first time.
+"""
+
+import torch
+from torch import nn
+from torchvision.models import get_model_weights
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from .build import BACKBONE_REGISTRY
+
+_ARCHS = {
+    "resnet18": (BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+    "resnet152": (Bottleneck, [3, 8, 36, 3]),
+}
+
+
+class TorchvisionResNet(ResNet):
+    """torchvision's ResNet (same modules and keys) whose forward returns the kdzoo contract."""
+
+    input_size = 224
+
+    def forward(self, x: torch.Tensor) -> dict:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        stages = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            stages.append(x)
+        embedding = torch.flatten(self.avgpool(x), 1)
+        return {"logits": self.fc(embedding), "embedding": embedding, "stages": stages}
+
+
+def _build(arch: str, num_classes: int, weights: str | None) -> nn.Module:
+    block, layers = _ARCHS[arch]
+    model = TorchvisionResNet(block, layers, num_classes=num_classes)
+    if weights:
+        enum = get_model_weights(arch)
+        state = enum[weights].get_state_dict(progress=True)
+        if num_classes != state["fc.weight"].shape[0]:
+            # Keep the pretrained trunk; the classifier of another label space starts fresh.
+            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+            model.load_state_dict(state, strict=False)
+        else:
+            model.load_state_dict(state)
+    return model
+
+
+def _register(arch: str) -> None:
+    def constructor(num_classes: int = 1000, weights: str | None = None) -> nn.Module:
+        return _build(arch, num_classes, weights)
+
+    constructor.__name__ = arch
+    constructor.__doc__ = f"torchvision {arch} with the kdzoo output contract."
+    BACKBONE_REGISTRY.register(arch)(constructor)
+
+
+for _arch in _ARCHS:
+    _register(_arch)

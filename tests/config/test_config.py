@@ -1,0 +1,89 @@
+"""Config: defaults, _BASE_ inheritance, overrides, and one-line errors naming key and file."""
+
+from pathlib import Path
+
+import pytest
+
+from kdzoo.config import get_cfg
+from kdzoo.utils.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_follow_the_cifar_protocol():
+    cfg = get_cfg()
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MOMENTUM, cfg.SOLVER.WEIGHT_DECAY) == (0.05, 0.9, 5e-4)
+    assert cfg.SOLVER.IMS_PER_BATCH == 64 and cfg.SOLVER.MAX_EPOCHS == 240
+    assert tuple(cfg.SOLVER.STEPS) == (150, 180, 210) and cfg.SOLVER.NESTEROV is False
+    assert get_cfg() is not get_cfg()  # each call is a fresh copy
+
+
+def test_base_files_merge_recursively(tmp_path):
+    write(tmp_path / "root.yaml", "SOLVER:\n  BASE_LR: 0.1\n  MAX_EPOCHS: 10\nSEED: 3\n")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub" / "mid.yaml", "_BASE_: ../root.yaml\nSOLVER:\n  BASE_LR: 0.2\n")
+    leaf = write(tmp_path / "sub" / "leaf.yaml", "_BASE_: mid.yaml\nMODEL:\n  STUDENT:\n    NAME: vgg8\n")
+    cfg = get_cfg()
+    cfg.merge_from_file(leaf)
+    assert cfg.SOLVER.BASE_LR == 0.2  # the nearer file wins
+    assert cfg.SOLVER.MAX_EPOCHS == 10 and cfg.SEED == 3  # inherited from the root
+    assert cfg.MODEL.STUDENT.NAME == "vgg8"
+    assert cfg.SOLVER.MOMENTUM == 0.9  # untouched defaults stay
+
+
+def test_command_line_overrides_win(tmp_path):
+    cfg = get_cfg()
+    cfg.merge_from_file(write(tmp_path / "a.yaml", "SOLVER:\n  BASE_LR: 0.1\n"))
+    cfg.merge_from_list(["SOLVER.BASE_LR", "0.3", "SOLVER.STEPS", "(1, 2)", "OUTPUT_DIR", "x"])
+    assert cfg.SOLVER.BASE_LR == 0.3 and tuple(cfg.SOLVER.STEPS) == (1, 2) and cfg.OUTPUT_DIR == "x"
+
+
+def test_unknown_key_in_file_names_key_and_file(tmp_path):
+    path = write(tmp_path / "bad.yaml", "SOLVER:\n  BASE_LRR: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_file(path)
+    message = str(info.value)
+    assert "SOLVER.BASE_LRR" in message and "bad.yaml" in message and "\n" not in message
+
+
+def test_unknown_key_inherited_from_base_names_the_key(tmp_path):
+    write(tmp_path / "base.yaml", "MODEL:\n  TEACHR:\n    NAME: x\n")
+    path = write(tmp_path / "child.yaml", "_BASE_: base.yaml\n")
+    with pytest.raises(ConfigError, match="MODEL.TEACHR"):
+        get_cfg().merge_from_file(path)
+
+
+def test_wrong_value_type_is_an_error(tmp_path):
+    path = write(tmp_path / "bad.yaml", "SOLVER:\n  BASE_LR: fast\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*SOLVER\.BASE_LR"):
+        get_cfg().merge_from_file(path)
+    with pytest.raises(ConfigError, match=r"command line.*SOLVER\.IMS_PER_BATCH"):
+        get_cfg().merge_from_list(["SOLVER.IMS_PER_BATCH", "many"])
+
+
+def test_override_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key SOLVER.NOPE"):
+        get_cfg().merge_from_list(["SOLVER.NOPE", "1"])
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        get_cfg().merge_from_list(["SOLVER.BASE_LR"])
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        get_cfg().merge_from_file(str(tmp_path / "nope.yaml"))
+    path = write(tmp_path / "child.yaml", "_BASE_: missing-base.yaml\n")
+    with pytest.raises(ConfigError, match=r"_BASE_ file not found: .*missing-base\.yaml"):
+        get_cfg().merge_from_file(path)
+
+
+def test_every_shipped_config_loads():
+    configs = sorted((REPO_ROOT / "configs").rglob("*.yaml"))
+    assert configs, "no configs found"
+    for path in configs:
+        cfg = get_cfg()
+        cfg.merge_from_file(str(path))  # raises on any unknown key or bad type

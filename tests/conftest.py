@@ -1,0 +1,89 @@
+"""Shared fixtures: the team's ``../shared`` folder (reference JSONs, real CIFAR-100)."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The team's shared folder sits beside the checkout; KDZOO_SHARED points elsewhere if needed.
+SHARED_DIR = Path(os.environ.get("KDZOO_SHARED", REPO_ROOT.parent / "shared"))
+REFERENCE_DIR = SHARED_DIR / "reference"
+CIFAR100_NPZ = SHARED_DIR / "data" / "cifar100.npz"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Two threads match the CI machine and keep float reductions reproducible between runs.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def reference_models() -> dict:
+    """RepDistiller's CIFAR models: name -> {num_params, pooled_feature_dim, state_dict, ...}."""
+    path = REFERENCE_DIR / "repdistiller_cifar_models.json"
+    if not path.exists():
+        pytest.skip(f"reference model list not found at {path}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def detectron2_reference() -> dict:
+    """Detectron2's R50-C4 state_dict keys and shapes."""
+    path = REFERENCE_DIR / "detectron2_r50c4_state_dict.json"
+    if not path.exists():
+        pytest.skip(f"Detectron2 reference not found at {path}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def cifar100_slice(tmp_path_factory) -> Path:
+    """A small npz in the format of the real CIFAR-100 file: 40 images per class from each split.
+
+    The real file is read once per session; tests train on the slice so the suite stays fast.
+    """
+    if not CIFAR100_NPZ.exists():
+        pytest.skip(
+            f"real CIFAR-100 not found at {CIFAR100_NPZ} (only this team's machines have it)"
+        )
+    with np.load(CIFAR100_NPZ) as data:
+        arrays = {k: data[k] for k in data.files}
+    rng = np.random.default_rng(0)
+
+    def take(split: str, per_class: int) -> dict:
+        y = arrays[f"y_{split}"]
+        keep = np.concatenate(
+            [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in range(100)]
+        )
+        keep = rng.permutation(keep)
+        return {f"x_{split}": arrays[f"x_{split}"][keep], f"y_{split}": y[keep]}
+
+    root = tmp_path_factory.mktemp("cifar100_slice")
+    np.savez(
+        root / "cifar100.npz",
+        **take("train", 40),
+        **take("test", 10),
+        class_names=arrays["class_names"],
+    )
+    return root
+
+
+def tiny_run_opts(data_root: Path, output_dir: Path, **overrides) -> list[str]:
+    """KEY VALUE overrides for a few-iteration CPU run of resnet8 on the CIFAR-100 slice."""
+    opts = {
+        "DATASETS.ROOT": str(data_root),
+        "OUTPUT_DIR": str(output_dir),
+        "MODEL.STUDENT.NAME": "resnet8",
+        "SOLVER.IMS_PER_BATCH": 32,
+        "SOLVER.MAX_ITER": 6,
+        "SOLVER.CHECKPOINT_PERIOD": 3,
+        "SOLVER.CHECKPOINT_KEEP": 0,
+        "TEST.EVAL_PERIOD": 3,
+        "TEST.IMS_PER_BATCH": 500,
+        "LOG_PERIOD": 2,
+    }
+    opts.update(overrides)
+    return [str(x) for kv in opts.items() for x in kv]

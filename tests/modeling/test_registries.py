@@ -1,0 +1,95 @@
+"""Registries: names, clear errors for unknown names, and user code registering its own models."""
+
+import pytest
+import torch
+from torch import nn
+
+from kdzoo.config import get_cfg
+from kdzoo.distillers import DISTILLER_REGISTRY
+from kdzoo.engine import build_models
+from kdzoo.losses import LOSS_REGISTRY, build_loss
+from kdzoo.memory import MEMORY_REGISTRY, build_memory
+from kdzoo.modeling import BACKBONE_REGISTRY, build_backbone, probe_backbone
+from kdzoo.utils.errors import KdzooError, RegistryError
+
+TORCHVISION_RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+
+
+def test_registries_list_the_builtins():
+    names = {n for n, _ in BACKBONE_REGISTRY}
+    assert set(TORCHVISION_RESNETS) <= names
+    assert {"vanilla", "kd"} <= {n for n, _ in DISTILLER_REGISTRY}
+    assert "kd_kl" in {n for n, _ in LOSS_REGISTRY}
+
+
+@pytest.mark.parametrize(
+    "build", [lambda: build_backbone("resnet9000"), lambda: build_loss("nope"),
+              lambda: build_memory("nope")]
+)
+def test_unknown_names_list_the_registered_ones(build):
+    with pytest.raises(RegistryError) as info:
+        build()
+    message = str(info.value)
+    assert "registered names are:" in message and "\n" not in message
+    assert isinstance(info.value, KdzooError)
+
+
+def test_unknown_backbone_lists_known_names():
+    with pytest.raises(RegistryError, match=r"Unknown backbone 'resnet9000'.*resnet110.*wrn_40_2"):
+        build_backbone("resnet9000")
+
+
+@pytest.mark.parametrize("name", TORCHVISION_RESNETS)
+def test_torchvision_resnets_follow_the_output_contract(name):
+    from torchvision.models import get_model
+
+    model = build_backbone(name, num_classes=10).eval()
+    reference = get_model(name, num_classes=10)
+    assert list(model.state_dict()) == list(reference.state_dict())  # torchvision's keys
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, model.input_size, model.input_size))
+    width = 512 if name in ("resnet18", "resnet34") else 2048
+    assert out["logits"].shape == (1, 10) and out["embedding"].shape == (1, width)
+    assert [s.shape[1] for s in out["stages"]] == [width // 8, width // 4, width // 2, width]
+    assert [s.shape[-1] for s in out["stages"]] == [56, 28, 14, 7]
+    assert torch.allclose(out["logits"], model.fc(out["embedding"]))
+    if name == "resnet18":  # same weights give torchvision's logits
+        reference.load_state_dict(model.state_dict())
+        x = torch.randn(2, 3, 64, 64)
+        with torch.no_grad():
+            assert torch.allclose(model(x)["logits"], reference.eval()(x), atol=1e-5)
+
+
+class TinyNet(nn.Module):
+    """A user's own backbone: one conv, global pooling, a classifier."""
+
+    input_size = 16
+
+    def __init__(self, num_classes: int = 10, width: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        stage = torch.relu(self.conv(x))
+        embedding = stage.mean(dim=(2, 3))
+        return {"logits": self.fc(embedding), "embedding": embedding, "stages": [stage]}
+
+
+@pytest.fixture
+def tiny_net_registered():
+    BACKBONE_REGISTRY.register(TinyNet)
+    yield "TinyNet"
+    BACKBONE_REGISTRY._obj_map.pop("TinyNet")
+
+
+def test_user_backbone_is_built_from_a_config(tiny_net_registered, tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("MODEL:\n  NUM_CLASSES: 7\n  STUDENT:\n    NAME: TinyNet\n")
+    cfg = get_cfg()
+    cfg.merge_from_file(str(path))
+    student, teacher = build_models(cfg)  # vanilla: no teacher
+    assert isinstance(student, TinyNet) and teacher is None
+    assert student.fc.out_features == 7
+    dims = probe_backbone(student)
+    assert dims.embedding == 8 and dims.stages == ((8, 16, 16),)
