@@ -1,0 +1,147 @@
+"""Datasets, registered by name in ``DATASET_REGISTRY`` and built as ``fn(cfg, train) -> Dataset``.
+
+Small datasets (CIFAR-100, the digits demo) live in memory as one uint8 tensor ``[N, 3, H, W]``;
+the loader indexes it directly, with no workers. Image folders (ImageNet) decode and crop in
+DataLoader workers and also hand uint8 ``[3, H, W]`` tensors to the training device, where the
+float work (flip, normalisation) runs batched.
+"""
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kdzoo.utils.errors import DataError
+from kdzoo.utils.registry import Registry, lookup
+
+DATASET_REGISTRY = Registry("DATASET")
+DATASET_REGISTRY.__doc__ = "Datasets by name: ``fn(cfg, train: bool) -> Dataset``."
+
+
+class InMemoryDataset(Dataset):
+    """Images held as one tensor. ``images``: uint8 ``[N, 3, H, W]``; ``labels``: int64 ``[N]``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, class_names=None) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise DataError(
+                f"images must be uint8 [N, 3, H, W]; got {images.dtype} {list(images.shape)}"
+            )
+        if labels.shape != (images.shape[0],):
+            raise DataError(f"{images.shape[0]} images but labels of shape {list(labels.shape)}")
+        self.images = images.contiguous()
+        self.labels = labels.long()
+        self.class_names = list(class_names) if class_names is not None else None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        return self.images[index], int(self.labels[index]), index
+
+
+def load_cifar100_npz(path: str, train: bool) -> InMemoryDataset:
+    """CIFAR-100 from an ``.npz`` with ``x_train`` ``[50000, 32, 32, 3]`` uint8, ``y_train``,
+    ``x_test``, ``y_test`` and optionally ``class_names`` (the format of the team's file)."""
+    split = "train" if train else "test"
+    with np.load(path, allow_pickle=False) as data:
+        missing = {f"x_{split}", f"y_{split}"} - set(data.files)
+        if missing:
+            raise DataError(f"{path}: missing arrays {sorted(missing)} (has {sorted(data.files)})")
+        x, y = data[f"x_{split}"], data[f"y_{split}"]
+        names = data["class_names"] if "class_names" in data.files else None
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[3] != 3:
+        raise DataError(
+            f"{path}: x_{split} must be uint8 [N, H, W, 3]; got {x.dtype} {list(x.shape)}"
+        )
+    if y.shape != (x.shape[0],):
+        raise DataError(f"{path}: y_{split} has shape {list(y.shape)}, expected [{x.shape[0]}]")
+    images = torch.from_numpy(x).permute(0, 3, 1, 2)
+    return InMemoryDataset(images, torch.from_numpy(y.astype(np.int64)), names)
+
+
+@DATASET_REGISTRY.register("cifar100")
+def build_cifar100(cfg, train: bool) -> InMemoryDataset:
+    """``DATASETS.ROOT/cifar100.npz`` if present, else torchvision's CIFAR100 files (downloaded
+    into ``DATASETS.ROOT`` when ``DATASETS.DOWNLOAD``)."""
+    root = cfg.DATASETS.ROOT
+    npz = os.path.join(root, "cifar100.npz")
+    if os.path.isfile(npz):
+        return load_cifar100_npz(npz, train)
+    from torchvision.datasets import CIFAR100
+
+    try:
+        tv = CIFAR100(root, train=train, download=cfg.DATASETS.DOWNLOAD)
+    except RuntimeError as e:
+        raise DataError(
+            f"CIFAR-100 not found in {root!r} (no cifar100.npz there either): {e}"
+        ) from None
+    images = torch.from_numpy(tv.data).permute(0, 3, 1, 2)
+    return InMemoryDataset(images, torch.tensor(tv.targets), tv.classes)
+
+
+@DATASET_REGISTRY.register("digits")
+def build_digits(cfg, train: bool) -> InMemoryDataset:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, upsampled to ``INPUT.SIZE`` RGB.
+
+    Ships inside scikit-learn, so the quickstart runs offline. A fixed, class-stratified split
+    keeps 20% of each digit for testing.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn") from None
+    digits = load_digits()
+    pixels = torch.from_numpy(digits.images).float() * (255.0 / 16.0)
+    size = cfg.INPUT.SIZE
+    pixels = torch.nn.functional.interpolate(pixels[:, None], size=(size, size), mode="bilinear")
+    images = pixels.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+    labels = torch.from_numpy(digits.target).long()
+    generator = torch.Generator().manual_seed(0)
+    test_mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in range(10):
+        members = torch.nonzero(labels == c).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        test_mask[members[: len(members) // 5]] = True
+    keep = ~test_mask if train else test_mask
+    return InMemoryDataset(images[keep], labels[keep], [str(i) for i in range(10)])
+
+
+class FolderDataset(Dataset):
+    """An ImageNet-style folder (one sub-folder per class) decoded to uint8 ``[3, S, S]`` tensors:
+    RandomResizedCrop(S) for training, Resize(S * 8/7) + CenterCrop(S) for testing."""
+
+    def __init__(self, root: str, size: int, train: bool) -> None:
+        from torchvision import transforms as T
+        from torchvision.datasets import ImageFolder
+
+        if not os.path.isdir(root):
+            raise DataError(f"image folder not found: {root}")
+        crop = (
+            [T.RandomResizedCrop(size)]
+            if train
+            else [T.Resize(round(size * 8 / 7)), T.CenterCrop(size)]
+        )
+        self.folder = ImageFolder(root, transform=T.Compose([*crop, T.PILToTensor()]))
+        self.labels = torch.tensor(self.folder.targets)
+        self.class_names = self.folder.classes
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        image, label = self.folder[index]
+        return image, label, index
+
+
+@DATASET_REGISTRY.register("imagefolder")
+def build_imagefolder(cfg, train: bool) -> FolderDataset:
+    """``DATASETS.ROOT/train`` and ``DATASETS.ROOT/val`` in torchvision's ImageFolder layout."""
+    return FolderDataset(
+        os.path.join(cfg.DATASETS.ROOT, "train" if train else "val"), cfg.INPUT.SIZE, train
+    )
+
+
+def build_dataset(cfg, train: bool) -> Dataset:
+    """The dataset ``DATASETS.NAME`` (train or test split)."""
+    return lookup(DATASET_REGISTRY, cfg.DATASETS.NAME)(cfg, train)
