@@ -27,7 +27,9 @@ def test_base_files_merge_recursively(tmp_path):
     write(tmp_path / "root.yaml", "SOLVER:\n  BASE_LR: 0.1\n  MAX_EPOCHS: 10\nSEED: 3\n")
     (tmp_path / "sub").mkdir()
     write(tmp_path / "sub" / "mid.yaml", "_BASE_: ../root.yaml\nSOLVER:\n  BASE_LR: 0.2\n")
-    leaf = write(tmp_path / "sub" / "leaf.yaml", "_BASE_: mid.yaml\nMODEL:\n  STUDENT:\n    NAME: vgg8\n")
+    leaf = write(
+        tmp_path / "sub" / "leaf.yaml", "_BASE_: mid.yaml\nMODEL:\n  STUDENT:\n    NAME: vgg8\n"
+    )
     cfg = get_cfg()
     cfg.merge_from_file(leaf)
     assert cfg.SOLVER.BASE_LR == 0.2  # the nearer file wins

@@ -9,13 +9,22 @@ MEAN, STD = [0.5071, 0.4867, 0.4408], [0.2675, 0.2565, 0.2761]
 
 
 def make_aug(**kw) -> BatchAugmentation:
-    args = {"size": 32, "padding": 4, "hflip": True, "mean": MEAN, "std": STD, "device": "cpu",
-            "seed": 0}
+    args = {
+        "size": 32,
+        "padding": 4,
+        "hflip": True,
+        "mean": MEAN,
+        "std": STD,
+        "device": "cpu",
+        "seed": 0,
+    }
     args.update(kw)
     return BatchAugmentation(**args)
 
 
-def reference(image: torch.Tensor, top: int, left: int, flip: bool, padding: int = 4) -> torch.Tensor:
+def reference(
+    image: torch.Tensor, top: int, left: int, flip: bool, padding: int = 4
+) -> torch.Tensor:
     """torchvision, one image: RandomCrop(32, padding) at (top, left), flip, ToTensor, Normalize."""
     out = TF.crop(TF.pad(image, [padding]), top, left, 32, 32)
     if flip:
@@ -31,7 +40,9 @@ def test_batched_crop_flip_normalise_equals_per_image_reference():
     out = aug.apply(images, params)
     assert out.shape == (16, 3, 32, 32) and out.dtype == torch.float32
     for i in range(16):
-        expected = reference(images[i], int(params.top[i]), int(params.left[i]), bool(params.flip[i]))
+        expected = reference(
+            images[i], int(params.top[i]), int(params.left[i]), bool(params.flip[i])
+        )
         torch.testing.assert_close(out[i], expected, atol=1e-5, rtol=1e-5)
 
 

@@ -23,8 +23,12 @@ def test_registries_list_the_builtins():
 
 
 @pytest.mark.parametrize(
-    "build", [lambda: build_backbone("resnet9000"), lambda: build_loss("nope"),
-              lambda: build_memory("nope")]
+    "build",
+    [
+        lambda: build_backbone("resnet9000"),
+        lambda: build_loss("nope"),
+        lambda: build_memory("nope"),
+    ],
 )
 def test_unknown_names_list_the_registered_ones(build):
     with pytest.raises(RegistryError) as info:
@@ -93,3 +97,26 @@ def test_user_backbone_is_built_from_a_config(tiny_net_registered, tmp_path):
     assert student.fc.out_features == 7
     dims = probe_backbone(student)
     assert dims.embedding == 8 and dims.stages == ((8, 16, 16),)
+
+
+def test_user_memory_is_built_by_name():
+    from kdzoo.memory import Memory
+
+    @MEMORY_REGISTRY.register("test_last_keys")
+    class LastKeys(Memory):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.register_buffer("keys", torch.zeros(0, dim))
+
+        def write(self, keys, index):
+            self.keys = keys.clone()
+
+    try:
+        memory = build_memory("test_last_keys", dim=3)
+        memory.push(torch.ones(2, 3))
+        assert memory.keys.shape == (0, 3)  # staged, not yet written
+        memory.commit()
+        assert torch.equal(memory.keys, torch.ones(2, 3))
+        assert "keys" in memory.state_dict()
+    finally:
+        MEMORY_REGISTRY._obj_map.pop("test_last_keys")

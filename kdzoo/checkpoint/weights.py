@@ -1,0 +1,70 @@
+"""Loading initial weights into a backbone (the teacher, or a student that starts pretrained).
+
+A weight spec is a file or a torchvision weight name. Files may be:
+- a RepDistiller checkpoint ``{"model": state_dict}``;
+- a plain ``state_dict``;
+- a kdzoo checkpoint, whose ``"model"`` is a distiller state: its ``student.*`` part is taken.
+Names such as ``"IMAGENET1K_V1"`` go to torchvision (and need internet the first time).
+"""
+
+import os
+import re
+
+import torch
+from torch import nn
+
+from kdzoo.utils.errors import CheckpointError
+
+from .io import load_file
+
+_TORCHVISION_WEIGHT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SHOWN = 3  # keys listed per kind of mismatch
+
+
+def is_torchvision_weight_name(spec: str) -> bool:
+    """True for specs like ``IMAGENET1K_V1`` or ``DEFAULT`` that are not files."""
+    return bool(_TORCHVISION_WEIGHT_NAME.match(spec)) and not os.path.exists(spec)
+
+
+def extract_backbone_state(obj, path: str) -> dict[str, torch.Tensor]:
+    """The backbone state_dict inside any supported checkpoint layout."""
+    state = obj.get("model", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state_dict or {{'model': state_dict}}")
+    if any(k.startswith("student.") for k in state):  # a kdzoo checkpoint: the distiller's state
+        state = {k[len("student.") :]: v for k, v in state.items() if k.startswith("student.")}
+    return state
+
+
+def check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a :class:`CheckpointError` naming the first bad keys if ``state`` does not fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {list(state[k].shape)} vs {list(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{label} {', '.join(keys[:_SHOWN])}{' ...' if len(keys) > _SHOWN else ''}"
+        for label, keys in (
+            ("missing keys:", missing),
+            ("unexpected keys:", unexpected),
+            ("shape mismatch:", wrong),
+        )
+        if keys
+    ]
+    if problems:
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mismatched): "
+            + "; ".join(problems)
+        )
+
+
+def load_backbone_weights(model: nn.Module, path: str) -> None:
+    """Load a weight file into ``model`` strictly (see the module docstring for the formats)."""
+    state = extract_backbone_state(load_file(path), path)
+    check_state_matches(model, state, path)
+    model.load_state_dict(state)

@@ -1,0 +1,7 @@
+"""Distillers (``DISTILLER_REGISTRY``): one file per method."""
+
+from . import kd, vanilla  # noqa: F401  (registers the methods)
+from .base import Distiller, EMAPair
+from .build import DISTILLER_REGISTRY, build_distiller
+
+__all__ = ["DISTILLER_REGISTRY", "Distiller", "EMAPair", "build_distiller"]

@@ -1,0 +1,73 @@
+"""The distiller contract: a student, an optional frozen teacher, and the losses that tie them."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kdzoo.memory import Memory
+
+
+@dataclass
+class EMAPair:
+    """A module the engine keeps as a moving average of another, after every optimizer step:
+    ``target = momentum * target + (1 - momentum) * online``, parameter by parameter.
+
+    ``buffers`` says what happens to buffers (BN statistics): ``"copy"`` takes the online module's,
+    ``"own"`` leaves the target's, which it then computes itself by running in train mode.
+    """
+
+    target: nn.Module
+    online: nn.Module
+    momentum: float
+    buffers: str = "own"
+
+
+class Distiller(nn.Module):
+    """Base class of every distiller.
+
+    In training, ``forward(batch)`` returns a dict of already-weighted losses, which the trainer
+    sums; in eval mode it returns the student's logits ``[B, C]`` on ``batch["views"][0]``. The
+    batch holds ``"views"``: ``num_views`` augmented float images ``[B, 3, H, W]``, plus ``"label"``
+    ``[B]`` and ``"index"`` ``[B]`` (dataset indices, for memory banks).
+
+    Subclasses declare what the engine must do for them: ``num_views``, :meth:`ema_pairs`
+    (applied by the EMA hook), and their :class:`~kdzoo.memory.Memory` modules (committed by the
+    queue hook).
+    """
+
+    #: Augmented views of each image the distiller needs per step.
+    num_views: int = 1
+    #: Whether the method needs ``MODEL.TEACHER``.
+    needs_teacher: bool = True
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None = None) -> None:
+        super().__init__()
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.requires_grad_(False)
+            teacher.eval()
+
+    def train(self, mode: bool = True) -> "Distiller":
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # the teacher's BN statistics are never updated
+        return self
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor] | torch.Tensor:
+        if not self.training:
+            return self.student(batch["views"][0])["logits"]
+        return self.losses(batch)
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The weighted training losses of one batch, by name (e.g. ``loss_cls``)."""
+        raise NotImplementedError
+
+    def ema_pairs(self) -> list[EMAPair]:
+        """Modules to update as moving averages after each optimizer step."""
+        return []
+
+    def memories(self) -> list[Memory]:
+        """Memory modules whose staged keys the engine commits after each optimizer step."""
+        return [m for m in self.modules() if isinstance(m, Memory)]

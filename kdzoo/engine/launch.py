@@ -1,0 +1,115 @@
+"""Starting one process per device: locally with ``--num-gpus N``, or under torchrun.
+
+With ``MODEL.DEVICE cpu`` the same flags start N CPU processes that talk over Gloo, which is how
+the distributed code paths are tested without a GPU.
+"""
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+def _find_free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launched_by_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or (
+        "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    )
+
+
+def launch(
+    main_func: Callable,
+    num_processes_per_machine: int,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str = "auto",
+    backend: str = "gloo",
+    args: tuple = (),
+) -> None:
+    """Run ``main_func(*args)`` in every process of the job.
+
+    Under torchrun (its environment variables set) this process is already one of the job: the
+    process group is initialised from the environment. Otherwise, ``num_machines *
+    num_processes_per_machine > 1`` spawns the local processes; a single process runs directly.
+    ``backend`` is ``"nccl"`` for GPUs and ``"gloo"`` for CPUs.
+    """
+    if launched_by_torchrun():
+        dist.init_process_group(backend=backend, timeout=DEFAULT_TIMEOUT)
+        try:
+            _set_device(backend, int(os.environ["LOCAL_RANK"]))
+            main_func(*args)
+        finally:
+            dist.destroy_process_group()
+        return
+    world_size = num_machines * num_processes_per_machine
+    if world_size == 1:
+        main_func(*args)
+        return
+    if dist_url == "auto":
+        if num_machines != 1:
+            raise ValueError("--dist-url auto only works on one machine; give tcp://HOST:PORT")
+        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
+    mp.start_processes(
+        _distributed_worker,
+        nprocs=num_processes_per_machine,
+        args=(
+            main_func,
+            world_size,
+            num_processes_per_machine,
+            machine_rank,
+            dist_url,
+            backend,
+            args,
+        ),
+        daemon=False,
+        start_method="spawn",
+    )
+
+
+def _set_device(backend: str, local_rank: int) -> None:
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+
+
+def _distributed_worker(
+    local_rank: int,
+    main_func: Callable,
+    world_size: int,
+    num_processes_per_machine: int,
+    machine_rank: int,
+    dist_url: str,
+    backend: str,
+    args: tuple,
+) -> None:
+    rank = machine_rank * num_processes_per_machine + local_rank
+    os.environ["LOCAL_RANK"] = str(local_rank)
+    try:
+        dist.init_process_group(
+            backend=backend,
+            init_method=dist_url,
+            world_size=world_size,
+            rank=rank,
+            timeout=DEFAULT_TIMEOUT,
+        )
+    except Exception:
+        logging.getLogger("kdzoo").error(f"Process group URL: {dist_url}")
+        raise
+    _set_device(backend, local_rank)
+    dist.barrier()
+    try:
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()

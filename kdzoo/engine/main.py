@@ -1,0 +1,100 @@
+"""The body of ``tools/train_net.py``, importable so user projects can reuse it.
+
+A project that registers its own distiller or backbone only needs to import its module before
+calling :func:`main`::
+
+    import my_project.my_distiller  # noqa: F401  (registers "my_distiller")
+    from kdzoo.engine import main
+    main()
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import torch.multiprocessing as mp
+
+from kdzoo.checkpoint import find_last_checkpoint, load_backbone_weights
+from kdzoo.data import build_dataset
+from kdzoo.distillers.vanilla import Vanilla
+from kdzoo.utils import comm
+from kdzoo.utils.errors import KdzooError
+
+from .defaults import (
+    Trainer,
+    build_augmentation,
+    build_network,
+    default_argument_parser,
+    default_setup,
+    evaluate,
+    get_device,
+    setup_cfg,
+)
+from .launch import launch
+
+EXIT_USER_ERROR = 2
+
+
+def run(args: argparse.Namespace) -> dict[str, float] | None:
+    """Train (or, with ``--eval-only``, evaluate the student) as ``args`` say, in this process.
+
+    ``--eval-only`` evaluates ``MODEL.STUDENT.WEIGHTS``, or with ``--resume`` the student of
+    OUTPUT_DIR's last checkpoint, and returns ``{"top1": .., "top5": ..}``.
+    """
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    if not args.eval_only:
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
+        return None
+    device = get_device(cfg)
+    student = build_network(
+        cfg.MODEL.STUDENT.NAME, cfg.MODEL.STUDENT.WEIGHTS, cfg.MODEL.NUM_CLASSES
+    )
+    checkpoint = find_last_checkpoint(cfg.OUTPUT_DIR) if args.resume else None
+    if checkpoint:
+        load_backbone_weights(student, checkpoint)
+    classifier = Vanilla(cfg, student.to(device))  # in eval mode: images -> student logits
+    results = evaluate(
+        cfg, classifier, build_dataset(cfg, train=False), build_augmentation(cfg, device)
+    )
+    logging.getLogger("kdzoo").info(
+        f"Evaluation of {cfg.MODEL.STUDENT.NAME}: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in results.items())
+    )
+    return results
+
+
+def _run_or_exit(args: argparse.Namespace) -> None:
+    try:
+        run(args)
+    except KdzooError as e:
+        prefix = f"[rank {comm.get_rank()}] " if comm.get_world_size() > 1 else ""
+        print(f"kdzoo: error: {prefix}{e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and run in every process of the job. A user error (bad config,
+    missing file, ...) prints one line, ``kdzoo: error: ...``, and exits with status 2."""
+    args = default_argument_parser().parse_args(argv)
+    try:
+        cfg = setup_cfg(args)  # fail on a bad config before any process is started
+    except KdzooError as e:
+        print(f"kdzoo: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    backend = "nccl" if cfg.MODEL.DEVICE == "cuda" else "gloo"
+    try:
+        launch(
+            _run_or_exit,
+            args.num_gpus,
+            args.num_machines,
+            args.machine_rank,
+            args.dist_url,
+            backend=backend,
+            args=(args,),
+        )
+    except mp.ProcessExitedException as e:
+        sys.exit(e.exit_code or 1)

@@ -1,0 +1,268 @@
+"""End-to-end training through the engine on a slice of the real CIFAR-100."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT, tiny_run_opts
+
+from kdzoo.checkpoint import load_file
+from kdzoo.engine import (
+    HookBase,
+    NonFiniteLossError,
+    Trainer,
+    default_argument_parser,
+    default_setup,
+    run,
+    setup_cfg,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+import toy_distillers  # noqa: E402
+
+toy_distillers.register()
+
+
+def train_net(*argv: str) -> subprocess.CompletedProcess:
+    """Run tools/train_net.py in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "train_net.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def metrics(output_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()]
+
+
+def run_in_process(*argv: str):
+    return run(default_argument_parser().parse_args(list(argv)))
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(cifar100_slice, tmp_path_factory) -> Path:
+    """A resnet8 'teacher' trained for a few iterations with the vanilla distiller."""
+    out = tmp_path_factory.mktemp("teacher")
+    result = train_net(
+        "--config",
+        "configs/cifar100/vanilla/resnet8.yaml",
+        *tiny_run_opts(cifar100_slice, out),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_vanilla_end_to_end(teacher_ckpt):
+    out = teacher_ckpt
+    for name in (
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "env.txt",
+        "last_checkpoint",
+        "model_0000002.pth",
+        "model_final.pth",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "last_checkpoint").read_text().strip() == "model_final.pth"
+    lines = metrics(out)
+    train_lines = [m for m in lines if "total_loss" in m]
+    # every LOG_PERIOD (2) iterations, and when an evaluation (every 3) asks for a write
+    assert [m["iteration"] for m in train_lines] == [1, 2, 3, 5]
+    assert all({"loss_cls", "lr", "total_loss"} <= m.keys() for m in train_lines)
+    evals = [m for m in lines if "test/top1" in m]
+    assert [m["iteration"] for m in evals] == [2, 5]
+    assert all(0 <= m["test/top1"] <= m["test/top5"] <= 100 for m in evals)
+    ckpt = load_file(str(out / "model_final.pth"))
+    assert ckpt["iteration"] == 5 and ckpt["data"] == {"epoch": 0, "batch": 6}
+    assert all(k.startswith("student.") for k in ckpt["model"])
+
+
+def test_kd_end_to_end(teacher_ckpt, cifar100_slice, tmp_path):
+    out = tmp_path / "kd"
+    result = train_net(
+        "--config",
+        "configs/cifar100/kd/resnet8_resnet8.yaml",
+        *tiny_run_opts(
+            cifar100_slice,
+            out,
+            **{
+                "MODEL.TEACHER.WEIGHTS": teacher_ckpt / "model_final.pth",
+                "SOLVER.MAX_ITER": 4,
+            },
+        ),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [m for m in metrics(out) if "loss_kd" in m]
+    assert lines and all(m["loss_kd"] > 0 and m["loss_cls"] > 0 for m in lines)
+    state = load_file(str(out / "model_final.pth"))["model"]
+    teacher = load_file(str(teacher_ckpt / "model_final.pth"))["model"]
+    # The teacher took the trained weights and was never updated (BN statistics included).
+    for key, value in teacher.items():
+        if key.startswith("student."):
+            assert torch.equal(state["teacher." + key[len("student.") :]], value)
+
+
+def test_eval_only_reports_the_checkpoint_accuracy(teacher_ckpt, cifar100_slice, tmp_path):
+    final = [m for m in metrics(teacher_ckpt) if "test/top1" in m][-1]
+    results = run_in_process(
+        "--eval-only",
+        *tiny_run_opts(
+            cifar100_slice,
+            tmp_path / "eval",
+            **{"MODEL.STUDENT.WEIGHTS": teacher_ckpt / "model_final.pth"},
+        ),
+    )
+    assert results["top1"] == pytest.approx(final["test/top1"], abs=1e-6)
+    assert results["top5"] == pytest.approx(final["test/top5"], abs=1e-6)
+
+
+class _Stop(Exception):
+    pass
+
+
+class StopAfter(HookBase):
+    """Ends the run after iteration ``n`` completes, as a kill between two steps would."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def after_step(self) -> None:
+        if self.trainer.iter + 1 == self.n:
+            raise _Stop
+
+
+def test_resume_is_bit_identical(cifar100_slice, tmp_path):
+    """N straight vs N/2, stop, --resume to N: same weights, EMA copy, queue, optimizer, metrics."""
+    opts = {
+        "DISTILLER.NAME": "toy_ema_queue",
+        "SOLVER.MAX_ITER": 8,
+        "SOLVER.CHECKPOINT_PERIOD": 4,
+        "TEST.EVAL_PERIOD": 4,
+        "SOLVER.BASE_LR": 0.1,
+    }
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    run_in_process(*tiny_run_opts(cifar100_slice, straight, **opts))
+
+    args = default_argument_parser().parse_args(tiny_run_opts(cifar100_slice, halves, **opts))
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    trainer = Trainer(cfg)
+    trainer.register_hooks([StopAfter(4)])
+    with pytest.raises(_Stop):
+        trainer.train()
+    del trainer
+    assert (halves / "last_checkpoint").read_text().strip() == "model_0000003.pth"
+    run_in_process("--resume", *tiny_run_opts(cifar100_slice, halves, **opts))
+
+    a = load_file(str(straight / "model_final.pth"))
+    b = load_file(str(halves / "model_final.pth"))
+    assert a["model"].keys() == b["model"].keys()
+    assert any(k.startswith("slow_student.") for k in a["model"])
+    assert any(k.startswith("queue.") for k in a["model"])
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 8
+    evals_a = [m for m in metrics(straight) if "test/top1" in m]
+    evals_b = [m for m in metrics(halves) if "test/top1" in m]
+    assert evals_a[-1]["test/top1"] == evals_b[-1]["test/top1"]
+
+
+def test_fresh_run_refuses_an_output_dir_holding_a_run(teacher_ckpt, cifar100_slice):
+    before = (teacher_ckpt / "model_final.pth").stat().st_mtime_ns
+    result = train_net(*tiny_run_opts(cifar100_slice, teacher_ckpt))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("kdzoo: error: OUTPUT_DIR")
+    assert "--resume" in result.stderr
+    assert (teacher_ckpt / "model_final.pth").stat().st_mtime_ns == before
+
+
+def test_resume_without_checkpoint_starts_fresh_with_a_warning(cifar100_slice, tmp_path):
+    out = tmp_path / "fresh"
+    run_in_process("--resume", *tiny_run_opts(cifar100_slice, out, **{"SOLVER.MAX_ITER": 2}))
+    assert "no checkpoint" in (out / "log.txt").read_text()
+    assert load_file(str(out / "model_final.pth"))["iteration"] == 1
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar100_slice, tmp_path):
+    out = tmp_path / "nan"
+    opts = {
+        "DISTILLER.NAME": "toy_nan",
+        "SOLVER.MAX_ITER": 8,
+        "SOLVER.CHECKPOINT_PERIOD": 2,
+        "LOG_PERIOD": 3,
+    }
+    with pytest.raises(NonFiniteLossError, match="NaN or Inf"):
+        run_in_process(*tiny_run_opts(cifar100_slice, out, **opts))
+    # NaN from the 5th step (iteration 4); checkpoints at iterations 1 and 3 are finite, the one
+    # due after iteration 5 is never written.
+    assert (out / "last_checkpoint").read_text().strip() == "model_0000003.pth"
+    assert not (out / "model_0000005.pth").exists() and not (out / "model_final.pth").exists()
+    state = load_file(str(out / "model_0000003.pth"))["model"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_non_finite_loss_exits_with_one_line(cifar100_slice, tmp_path):
+    result = train_net(
+        *tiny_run_opts(
+            cifar100_slice,
+            tmp_path / "lr",
+            **{"SOLVER.BASE_LR": 1e30, "SOLVER.MAX_ITER": 4, "LOG_PERIOD": 4},
+        )
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("kdzoo: error: the loss became NaN or Inf")
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        ({"SOLVER.BASE_LRR": 1}, "unknown config key SOLVER.BASE_LRR"),
+        ({"MODEL.STUDENT.NAME": "resnet9"}, "Unknown backbone 'resnet9'"),
+        (
+            {
+                "DISTILLER.NAME": "kd",
+                "MODEL.TEACHER.NAME": "resnet8",
+                "MODEL.TEACHER.WEIGHTS": "/nonexistent/teacher.pth",
+            },
+            "checkpoint file not found: /nonexistent/teacher.pth",
+        ),
+        ({"DISTILLER.NAME": "kd", "MODEL.TEACHER.NAME": "resnet8"}, "needs MODEL.TEACHER.WEIGHTS"),
+    ],
+)
+def test_bad_input_exits_with_one_line(cifar100_slice, tmp_path, opts, message):
+    result = train_net(*tiny_run_opts(cifar100_slice, tmp_path / "out", **opts))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("kdzoo: error:") and message in lines[-1], result.stderr[-2000:]
+    assert not (tmp_path / "out" / "last_checkpoint").exists()
+
+
+def test_teacher_of_another_architecture_is_named(teacher_ckpt, cifar100_slice, tmp_path):
+    result = train_net(
+        *tiny_run_opts(
+            cifar100_slice,
+            tmp_path / "out",
+            **{
+                "DISTILLER.NAME": "kd",
+                "MODEL.TEACHER.NAME": "resnet14",
+                "MODEL.TEACHER.WEIGHTS": teacher_ckpt / "model_final.pth",
+            },
+        )
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "does not fit" in last and "missing keys: layer1.1.conv1.weight" in last
