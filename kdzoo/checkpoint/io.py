@@ -16,11 +16,20 @@ import torch
 from kdzoo.utils.errors import CheckpointError
 
 
+def _temp_file(folder: str) -> tuple[int, str]:
+    """A temporary file in ``folder`` with the permissions a plain ``open`` would give it."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private (0600)
+    return fd, tmp
+
+
 def atomic_save(obj: Any, path: str) -> None:
     """``torch.save(obj)`` to ``path`` such that ``path`` is either the old file or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    fd, tmp = _temp_file(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -37,7 +46,7 @@ def atomic_save(obj: Any, path: str) -> None:
 def atomic_write_text(text: str, path: str) -> None:
     """Write a small text file atomically (e.g. ``last_checkpoint``)."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
+    fd, tmp = _temp_file(folder)
     with os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()

@@ -1,5 +1,7 @@
 """The kdzoo config: one yacs tree of every option (``defaults.py``), ``_BASE_``, overrides."""
 
+from collections.abc import Callable
+
 from .config import CfgNode, load_yaml_with_base
 from .defaults import _C
 
@@ -9,4 +11,16 @@ def get_cfg() -> CfgNode:
     return _C.clone()
 
 
-__all__ = ["CfgNode", "get_cfg", "load_yaml_with_base"]
+def add_config(updater: Callable[[CfgNode], None]) -> Callable[[CfgNode], None]:
+    """Add the options of user code (a new distiller's ``DISTILLER.<NAME>`` node, say) to the
+    defaults every later :func:`get_cfg` returns. Usable as a decorator::
+
+        @add_config
+        def add_my_method_config(cfg):
+            cfg.DISTILLER.MY_METHOD = CfgNode({"WEIGHT": 1.0})
+    """
+    updater(_C)
+    return updater
+
+
+__all__ = ["CfgNode", "add_config", "get_cfg", "load_yaml_with_base"]

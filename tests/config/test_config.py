@@ -89,3 +89,18 @@ def test_every_shipped_config_loads():
     for path in configs:
         cfg = get_cfg()
         cfg.merge_from_file(str(path))  # raises on any unknown key or bad type
+
+
+def test_shipped_configs_name_registered_parts():
+    from kdzoo.distillers import DISTILLER_REGISTRY
+    from kdzoo.modeling import BACKBONE_REGISTRY
+
+    for path in sorted((REPO_ROOT / "configs").rglob("*.yaml")):
+        if path.name.startswith("Base-"):
+            continue
+        cfg = get_cfg()
+        cfg.merge_from_file(str(path))
+        assert cfg.DISTILLER.NAME in DISTILLER_REGISTRY, path
+        assert cfg.MODEL.STUDENT.NAME in BACKBONE_REGISTRY, path
+        if cfg.DISTILLER.NAME != "vanilla":
+            assert cfg.MODEL.TEACHER.NAME in BACKBONE_REGISTRY, path
