@@ -90,7 +90,9 @@ def test_kd_end_to_end(teacher_ckpt, cifar100_slice, tmp_path):
     out = tmp_path / "kd"
     result = train_net(
         "--config",
-        "configs/cifar100/kd/resnet8_resnet8.yaml",
+        "configs/cifar100/kd/resnet56_resnet20.yaml",
+        "MODEL.TEACHER.NAME",
+        "resnet8",
         *tiny_run_opts(
             cifar100_slice,
             out,
