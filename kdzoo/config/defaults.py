@@ -47,6 +47,27 @@ _C.DISTILLER.KD.TEMPERATURE = 4.0
 _C.DISTILLER.KD.CE_WEIGHT = 0.1
 _C.DISTILLER.KD.KD_WEIGHT = 0.9
 
+# CRD (Tian et al., ICLR 2020), as RepDistiller runs it on CIFAR-100. KD_WEIGHT > 0 gives CRD+KD
+# (CE 1, KD 1, CRD 0.8), with DISTILLER.KD.TEMPERATURE.
+_C.DISTILLER.CRD = CN()
+# Size of the embeddings that are contrasted (Linear(d, FEAT_DIM) + L2 norm on each side).
+_C.DISTILLER.CRD.FEAT_DIM = 128
+# Negatives per anchor, K.
+_C.DISTILLER.CRD.NUM_NEGATIVES = 16384
+_C.DISTILLER.CRD.TEMPERATURE = 0.07
+# Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
+_C.DISTILLER.CRD.MEMORY_MOMENTUM = 0.5
+# "exact": the positive is the anchor itself, negatives from other classes. "relax": the positive
+# is a random sample of the anchor's class, negatives from anywhere.
+_C.DISTILLER.CRD.MODE = "exact"
+# 0: Z is estimated on the first batch and frozen (CRD). > 0: Z is an EMA with this momentum.
+_C.DISTILLER.CRD.Z_MOMENTUM = 0.0
+# Added inside the NCE logarithms.
+_C.DISTILLER.CRD.EPS = 1e-7
+_C.DISTILLER.CRD.CE_WEIGHT = 1.0
+_C.DISTILLER.CRD.CRD_WEIGHT = 0.8
+_C.DISTILLER.CRD.KD_WEIGHT = 0.0
+
 # -------------------------------------------------------------------------------------------------
 # Data
 # -------------------------------------------------------------------------------------------------

@@ -64,6 +64,10 @@ class Distiller(nn.Module):
         """The weighted training losses of one batch, by name (e.g. ``loss_cls``)."""
         raise NotImplementedError
 
+    def bind_dataset(self, labels: torch.Tensor) -> None:
+        """Called by the engine, before training, with the labels ``[N]`` of the training set: the
+        place to size state that depends on the dataset (memory banks, class-aware samplers)."""
+
     def ema_pairs(self) -> list[EMAPair]:
         """Modules to update as moving averages after each optimizer step."""
         return []

@@ -3,6 +3,7 @@ that builds a whole run (models, data, optimizer, hooks) from a config."""
 
 import argparse
 import contextlib
+import inspect
 import os
 
 import torch
@@ -206,11 +207,13 @@ class Trainer(DistillTrainer):
         self.cfg = cfg
         device = get_device(cfg)
         student, teacher = build_models(cfg)
-        distiller = build_distiller(cfg, student, teacher).to(device)
+        train_set = build_dataset(cfg, train=True)
+        distiller = build_distiller(cfg, student, teacher)
+        distiller.bind_dataset(train_set.labels)
+        distiller.to(device)
         if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1 and device.type == "cuda":
             distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
 
-        train_set = build_dataset(cfg, train=True)
         self.test_set = build_dataset(cfg, train=False)
         loader = TrainLoader(
             train_set, cfg.SOLVER.IMS_PER_BATCH, cfg.SEED, device, cfg.DATALOADER.NUM_WORKERS
@@ -245,16 +248,24 @@ class Trainer(DistillTrainer):
         if comm.get_world_size() == 1:
             self._synced_buffers = []
             return distiller
-        # Memories are kept equal by their own all-gather and the teacher never changes, so they
-        # are not broadcast (a CRD bank is 1.3 GB on ImageNet). The other buffers (BN statistics)
-        # are broadcast from rank 0 after every step, not before every forward as DDP would, so
-        # that all ranks hold the same state whenever it is evaluated or saved.
-        skip = {id(b) for m in distiller.memories() for b in m.buffers()}
-        if distiller.teacher is not None:
-            skip |= {id(b) for b in distiller.teacher.buffers()}
-        self._synced_buffers = [b for b in distiller.buffers() if id(b) not in skip]
+        # DDP would broadcast every buffer before every forward. Only the running statistics of
+        # the trained normalisation layers differ between ranks; the BroadcastBuffers hook copies
+        # rank 0's after every step, so all ranks agree whenever the model is evaluated or saved.
+        # Memories stay equal through their own all-gather; the teacher never changes.
+        frozen = set(distiller.teacher.modules()) if distiller.teacher is not None else set()
+        self._synced_buffers = [
+            b
+            for m in distiller.modules()
+            if isinstance(m, nn.modules.batchnorm._NormBase) and m not in frozen
+            for b in m.buffers()
+        ]
         device_ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(distiller, device_ids=device_ids, broadcast_buffers=False)
+        # torch >= 2.14 renamed the switch; both leave the buffers to the hook above.
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+            no_sync = {"forward_sync_buffers": False}
+        else:
+            no_sync = {"broadcast_buffers": False}
+        return DistributedDataParallel(distiller, device_ids=device_ids, **no_sync)
 
     def build_hooks(self) -> list[hooks.HookBase | None]:
         cfg = self.cfg

@@ -8,6 +8,7 @@ from torch import nn
 
 from kdzoo.distillers import DISTILLER_REGISTRY, Distiller, EMAPair
 from kdzoo.memory import Memory
+from kdzoo.modeling import BACKBONE_REGISTRY
 
 
 class ToyQueue(Memory):
@@ -71,7 +72,26 @@ class NaNAfterDistiller(Distiller):
         return {"loss_cls": loss}
 
 
+class NoBatchNormNet(nn.Module):
+    """A backbone whose outputs do not depend on the rest of the batch (no BatchNorm), so runs
+    that split a batch over processes can be compared with one process."""
+
+    input_size = 32
+
+    def __init__(self, num_classes: int = 100) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        stage = torch.relu(self.conv(x))
+        embedding = stage.mean(dim=(2, 3))
+        return {"logits": self.fc(embedding), "embedding": embedding, "stages": [stage]}
+
+
 def register() -> None:
     for name, cls in (("toy_ema_queue", EmaQueueDistiller), ("toy_nan", NaNAfterDistiller)):
         if name not in DISTILLER_REGISTRY:
             DISTILLER_REGISTRY.register(name)(cls)
+    if "toy_no_bn_net" not in BACKBONE_REGISTRY:
+        BACKBONE_REGISTRY.register("toy_no_bn_net")(NoBatchNormNet)
