@@ -68,6 +68,34 @@ _C.DISTILLER.CRD.CE_WEIGHT = 1.0
 _C.DISTILLER.CRD.CRD_WEIGHT = 0.8
 _C.DISTILLER.CRD.KD_WEIGHT = 0.0
 
+# CoCoRD (the paper: Contrastive Consistent Representation Distillation), CIFAR-100 settings.
+# KD_WEIGHT > 0 gives CoCoRD+KD (the paper gives no KD weight; 1 follows CRD+KD).
+_C.DISTILLER.COCORD = CN()
+# Projection heads f_s, f_t, f'_s: Linear(d, PROJ_HIDDEN) -> BN -> ReLU -> Linear(., PROJ_DIM).
+_C.DISTILLER.COCORD.PROJ_DIM = 2048
+_C.DISTILLER.COCORD.PROJ_HIDDEN = 2048
+# Predictor h_s: Linear(PROJ_DIM, PRED_HIDDEN) -> BN -> ReLU -> Linear(., PROJ_DIM).
+_C.DISTILLER.COCORD.PRED_HIDDEN = 512
+# N, the size of the teacher dictionary (65536 on ImageNet). Must be >= SOLVER.IMS_PER_BATCH.
+_C.DISTILLER.COCORD.QUEUE_SIZE = 2048
+# tau of InfoNCE (0.07 on ImageNet).
+_C.DISTILLER.COCORD.TEMPERATURE = 0.1
+# m_c, Eq. 3 (used when teacher and student features have the same size; else f_t is frozen).
+_C.DISTILLER.COCORD.TEACHER_HEAD_MOMENTUM = 0.999
+# m_r, Eq. 4: the slow-moving student and its head.
+_C.DISTILLER.COCORD.SLOW_MOMENTUM = 0.9
+# Eq. 8 weights.
+_C.DISTILLER.COCORD.CTR_WEIGHT = 1.0
+_C.DISTILLER.COCORD.PRED_WEIGHT = 4.0
+_C.DISTILLER.COCORD.CLS_WEIGHT = 1.0
+_C.DISTILLER.COCORD.KD_WEIGHT = 0.0
+# L_pred in both directions (Eq. 6 + 7); False: Eq. 6 only (ImageNet).
+_C.DISTILLER.COCORD.SYMMETRIC_PRED = True
+# Ablations: the encoder whose keys fill the dictionary ("teacher", "slow_student") and the one
+# whose keys are the prediction targets ("slow_student", "teacher", "none": no L_pred).
+_C.DISTILLER.COCORD.DICTIONARY_ENCODER = "teacher"
+_C.DISTILLER.COCORD.PREDICTION_TARGET = "slow_student"
+
 # -------------------------------------------------------------------------------------------------
 # Data
 # -------------------------------------------------------------------------------------------------

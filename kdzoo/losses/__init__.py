@@ -1,6 +1,15 @@
 """Losses (``LOSS_REGISTRY``): building blocks that distillers weight and sum."""
 
 from .build import LOSS_REGISTRY, build_loss
+from .contrastive import InfoNCELoss, NormalizedMSELoss
+from .crd import CRDNCELoss
 from .kd import KDLoss
 
-__all__ = ["LOSS_REGISTRY", "KDLoss", "build_loss"]
+__all__ = [
+    "LOSS_REGISTRY",
+    "CRDNCELoss",
+    "InfoNCELoss",
+    "KDLoss",
+    "NormalizedMSELoss",
+    "build_loss",
+]

@@ -3,10 +3,12 @@
 from .bank import MomentumMemoryBank, gather_scores
 from .build import MEMORY_REGISTRY, Memory, build_memory
 from .negative_sampler import ClassAwareSampler
+from .queue import KeyQueue
 
 __all__ = [
     "MEMORY_REGISTRY",
     "ClassAwareSampler",
+    "KeyQueue",
     "Memory",
     "MomentumMemoryBank",
     "build_memory",
