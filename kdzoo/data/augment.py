@@ -76,17 +76,18 @@ class BatchAugmentation:
         """Crop, flip, normalise: uint8 ``images`` ``[B, 3, H, W]`` -> float ``[B, 3, S, S]``."""
         p, s = self.padding, self.size
         padded = F.pad(images, (p, p, p, p)) if p else images
+        b, c, _, width = padded.shape
         steps = torch.arange(s, device=images.device)
         rows = params.top[:, None] + steps  # [B, S]
         cols = params.left[:, None] + torch.where(params.flip[:, None], s - 1 - steps, steps)
-        batch = torch.arange(images.shape[0], device=images.device)[:, None, None, None]
-        channel = torch.arange(3, device=images.device)[None, :, None, None]
-        crops = padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+        # Two gathers (rows, then columns) on uint8: 3x faster on CPU than one 4-index lookup.
+        crops = padded.gather(2, rows[:, None, :, None].expand(b, c, s, width))
+        crops = crops.gather(3, cols[:, None, None, :].expand(b, c, s, s))
         return self.normalize(crops)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, H, W]`` -> normalised float32 ``[B, 3, H, W]`` (test-time input)."""
-        return images.float() * self._scale + self._shift
+        return images.float().mul_(self._scale).add_(self._shift)
 
     def __call__(self, images: torch.Tensor, num_views: int = 1) -> list[torch.Tensor]:
         """``num_views`` independently augmented views of a uint8 batch, each ``[B, 3, S, S]``.

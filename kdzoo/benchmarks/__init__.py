@@ -1,0 +1,11 @@
+"""Benchmarks of kdzoo's hot paths, run by ``tools/benchmark.py``; numbers in BENCHMARKS.md.
+
+Each section is a module with ``run(device, quick) -> dict`` and ``table(results) -> (title,
+headers, rows)``; sections that measure in fresh processes also have ``worker(*args) -> dict``.
+"""
+
+from . import crd, data_path
+
+SECTIONS = {"crd": crd, "data_path": data_path}
+
+__all__ = ["SECTIONS"]
