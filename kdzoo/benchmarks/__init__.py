@@ -4,8 +4,8 @@ Each section is a module with ``run(device, quick) -> dict`` and ``table(results
 headers, rows)``; sections that measure in fresh processes also have ``worker(*args) -> dict``.
 """
 
-from . import crd, data_path
+from . import crd, data_path, training
 
-SECTIONS = {"crd": crd, "data_path": data_path}
+SECTIONS = {"crd": crd, "data_path": data_path, "training": training}
 
 __all__ = ["SECTIONS"]

@@ -19,6 +19,9 @@ _C.MODEL.DEVICE = "cpu"
 _C.MODEL.NUM_CLASSES = 100
 # Convert BatchNorm layers of the trained modules to SyncBatchNorm when running on several GPUs.
 _C.MODEL.SYNC_BN = False
+# Keep models and images in channels_last (NHWC) memory format: faster convolutions on GPUs with
+# tensor cores and often on CPUs (measure: tools/benchmark.py --only training).
+_C.MODEL.CHANNELS_LAST = False
 
 # The network being trained. The `vanilla` distiller trains it alone: that is how teachers are made.
 _C.MODEL.STUDENT = CN()
@@ -100,12 +103,15 @@ _C.DISTILLER.COCORD.PREDICTION_TARGET = "slow_student"
 # Data
 # -------------------------------------------------------------------------------------------------
 _C.DATASETS = CN()
-# A name in DATASET_REGISTRY: "cifar100", "imagefolder", "digits" (the offline demo set).
+# A name in DATASET_REGISTRY: "cifar100", "imagefolder", "digits" (the offline demo set),
+# "synthetic" (random images of MODEL.NUM_CLASSES classes, for benchmarks).
 _C.DATASETS.NAME = "cifar100"
 # Folder of the data. For CIFAR-100 it may hold `cifar100.npz`; otherwise torchvision's files are
 # used, downloaded there if DATASETS.DOWNLOAD. For "imagefolder" it holds train/ and val/.
 _C.DATASETS.ROOT = "datasets"
 _C.DATASETS.DOWNLOAD = True
+# Sizes of the "synthetic" dataset's train and test splits.
+_C.DATASETS.SYNTHETIC_SIZES = (50000, 256)
 
 _C.DATALOADER = CN()
 # Worker processes that decode images (folder datasets). In-memory datasets (CIFAR, digits) are

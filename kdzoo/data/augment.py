@@ -34,6 +34,7 @@ class BatchAugmentation:
         mean, std: per-channel statistics of [0, 1] pixels.
         device: where images arrive and the random draws happen.
         seed: seed of the augmentation generator.
+        memory_format: of the float output (``torch.channels_last`` for NHWC models).
     """
 
     def __init__(
@@ -45,11 +46,13 @@ class BatchAugmentation:
         std: list[float],
         device: torch.device,
         seed: int,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
         self.size = size
         self.padding = padding
         self.hflip = hflip
         self.device = torch.device(device)
+        self.memory_format = memory_format
         # x / 255 then (x - mean) / std, folded into one multiply-add.
         std_t = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std_t)
@@ -87,7 +90,8 @@ class BatchAugmentation:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, H, W]`` -> normalised float32 ``[B, 3, H, W]`` (test-time input)."""
-        return images.float().mul_(self._scale).add_(self._shift)
+        out = images.to(dtype=torch.float32, memory_format=self.memory_format)
+        return out.mul_(self._scale).add_(self._shift)
 
     def __call__(self, images: torch.Tensor, num_views: int = 1) -> list[torch.Tensor]:
         """``num_views`` independently augmented views of a uint8 batch, each ``[B, 3, S, S]``.

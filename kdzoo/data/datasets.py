@@ -107,6 +107,18 @@ def build_digits(cfg, train: bool) -> InMemoryDataset:
     return InMemoryDataset(images[keep], labels[keep], [str(i) for i in range(10)])
 
 
+@DATASET_REGISTRY.register("synthetic")
+def build_synthetic(cfg, train: bool) -> InMemoryDataset:
+    """Random uint8 images and labels (``DATASETS.SYNTHETIC_SIZES``), seeded: for benchmarks,
+    which time the computation and not what is learned."""
+    size = cfg.DATASETS.SYNTHETIC_SIZES[0 if train else 1]
+    generator = torch.Generator().manual_seed(0 if train else 1)
+    side = cfg.INPUT.SIZE
+    images = torch.randint(0, 256, (size, 3, side, side), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, cfg.MODEL.NUM_CLASSES, (size,), generator=generator)
+    return InMemoryDataset(images, labels)
+
+
 class FolderDataset(Dataset):
     """An ImageNet-style folder (one sub-folder per class) decoded to uint8 ``[3, S, S]`` tensors:
     RandomResizedCrop(S) for training, Resize(S * 8/7) + CenterCrop(S) for testing."""

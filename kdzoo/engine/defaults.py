@@ -170,6 +170,7 @@ def build_augmentation(cfg: CfgNode, device: torch.device) -> BatchAugmentation:
         std=list(cfg.INPUT.PIXEL_STD),
         device=device,
         seed=cfg.SEED,
+        memory_format=torch.channels_last if cfg.MODEL.CHANNELS_LAST else torch.contiguous_format,
     )
 
 
@@ -211,6 +212,8 @@ class Trainer(DistillTrainer):
         distiller = build_distiller(cfg, student, teacher)
         distiller.bind_dataset(train_set.labels)
         distiller.to(device)
+        if cfg.MODEL.CHANNELS_LAST:
+            distiller.to(memory_format=torch.channels_last)
         if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1 and device.type == "cuda":
             distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
 
