@@ -19,7 +19,8 @@ from kdzoo.utils.errors import ConfigError
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
 import ddp_worker  # noqa: E402
-from test_training import StopAfter, _Stop, metrics, run_in_process, train_net  # noqa: E402
+from runs import straight_and_resumed  # noqa: E402
+from test_training import metrics, train_net  # noqa: E402
 
 SMALL = [
     "DISTILLER.COCORD.PROJ_DIM",
@@ -240,24 +241,11 @@ def test_cocord_and_cocord_kd_train_on_real_cifar100(cifar100_slice, teacher_fil
 def test_cocord_resume_restores_queue_and_moving_averages_exactly(
     cifar100_slice, teacher_file, tmp_path
 ):
-    from kdzoo.engine import Trainer, default_argument_parser, default_setup, setup_cfg
-
     opts = engine_opts(
         teacher_file, **{"SOLVER.MAX_ITER": 6, "SOLVER.CHECKPOINT_PERIOD": 3, "TEST.EVAL_PERIOD": 6}
     )
-    straight, halves = tmp_path / "straight", tmp_path / "halves"
-    run_in_process(*tiny_run_opts(cifar100_slice, straight, **opts))
-    args = default_argument_parser().parse_args(tiny_run_opts(cifar100_slice, halves, **opts))
-    cfg = setup_cfg(args)
-    default_setup(cfg, args)
-    trainer = Trainer(cfg)
-    trainer.register_hooks([StopAfter(3)])
-    with pytest.raises(_Stop):
-        trainer.train()
-    del trainer
-    run_in_process("--resume", *tiny_run_opts(cifar100_slice, halves, **opts))
-    a = load_file(str(straight / "model_final.pth"))["model"]
-    b = load_file(str(halves / "model_final.pth"))["model"]
+    a, b = straight_and_resumed(cifar100_slice, tmp_path, stop_after=3, **opts)
+    a, b = a["model"], b["model"]
     assert a.keys() == b.keys()
     for key in a:  # student, heads, predictor, slow student, queue
         assert torch.equal(a[key], b[key]), key

@@ -16,7 +16,8 @@ from kdzoo.modeling import build_backbone
 sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
 import ddp_worker  # noqa: E402
 import toy_distillers  # noqa: E402
-from test_training import metrics, run_in_process, train_net  # noqa: E402
+from runs import straight_and_resumed  # noqa: E402
+from test_training import metrics, train_net  # noqa: E402
 
 toy_distillers.register()
 
@@ -71,10 +72,6 @@ def test_crd_and_crd_kd_train_on_real_cifar100(cifar100_slice, random_teacher, t
 
 
 def test_crd_resume_restores_banks_z_and_sampler_exactly(cifar100_slice, random_teacher, tmp_path):
-    from test_training import StopAfter, _Stop
-
-    from kdzoo.engine import Trainer, default_argument_parser, default_setup, setup_cfg
-
     opts = crd_opts(
         random_teacher,
         **{
@@ -84,19 +81,8 @@ def test_crd_resume_restores_banks_z_and_sampler_exactly(cifar100_slice, random_
             "TEST.EVAL_PERIOD": 6,
         },
     )
-    straight, halves = tmp_path / "straight", tmp_path / "halves"
-    run_in_process(*tiny_run_opts(cifar100_slice, straight, **opts))
-    args = default_argument_parser().parse_args(tiny_run_opts(cifar100_slice, halves, **opts))
-    cfg = setup_cfg(args)
-    default_setup(cfg, args)
-    trainer = Trainer(cfg)
-    trainer.register_hooks([StopAfter(3)])
-    with pytest.raises(_Stop):
-        trainer.train()
-    del trainer
-    run_in_process("--resume", *tiny_run_opts(cifar100_slice, halves, **opts))
-    a = load_file(str(straight / "model_final.pth"))["model"]
-    b = load_file(str(halves / "model_final.pth"))["model"]
+    a, b = straight_and_resumed(cifar100_slice, tmp_path, stop_after=3, **opts)
+    a, b = a["model"], b["model"]
     assert a.keys() == b.keys() and "sampler._extra_state" in a
     for key in a:
         if key == "sampler._extra_state":

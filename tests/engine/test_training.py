@@ -11,18 +11,11 @@ import torch
 from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
-from kdzoo.engine import (
-    HookBase,
-    NonFiniteLossError,
-    Trainer,
-    default_argument_parser,
-    default_setup,
-    run,
-    setup_cfg,
-)
+from kdzoo.engine import NonFiniteLossError
 
 sys.path.insert(0, str(Path(__file__).parent))
 import toy_distillers  # noqa: E402
+from runs import run_in_process, straight_and_resumed  # noqa: E402
 
 toy_distillers.register()
 
@@ -41,10 +34,6 @@ def train_net(*argv: str) -> subprocess.CompletedProcess:
 
 def metrics(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()]
-
-
-def run_in_process(*argv: str):
-    return run(default_argument_parser().parse_args(list(argv)))
 
 
 @pytest.fixture(scope="module")
@@ -127,21 +116,6 @@ def test_eval_only_reports_the_checkpoint_accuracy(teacher_ckpt, cifar100_slice,
     assert results["top5"] == pytest.approx(final["test/top5"], abs=1e-6)
 
 
-class _Stop(Exception):
-    pass
-
-
-class StopAfter(HookBase):
-    """Ends the run after iteration ``n`` completes, as a kill between two steps would."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def after_step(self) -> None:
-        if self.trainer.iter + 1 == self.n:
-            raise _Stop
-
-
 def test_resume_is_bit_identical(cifar100_slice, tmp_path):
     """N straight vs N/2, stop, --resume to N: same weights, EMA copy, queue, optimizer, metrics."""
     opts = {
@@ -151,22 +125,9 @@ def test_resume_is_bit_identical(cifar100_slice, tmp_path):
         "TEST.EVAL_PERIOD": 4,
         "SOLVER.BASE_LR": 0.1,
     }
-    straight, halves = tmp_path / "straight", tmp_path / "halves"
-    run_in_process(*tiny_run_opts(cifar100_slice, straight, **opts))
-
-    args = default_argument_parser().parse_args(tiny_run_opts(cifar100_slice, halves, **opts))
-    cfg = setup_cfg(args)
-    default_setup(cfg, args)
-    trainer = Trainer(cfg)
-    trainer.register_hooks([StopAfter(4)])
-    with pytest.raises(_Stop):
-        trainer.train()
-    del trainer
-    assert (halves / "last_checkpoint").read_text().strip() == "model_0000003.pth"
-    run_in_process("--resume", *tiny_run_opts(cifar100_slice, halves, **opts))
-
-    a = load_file(str(straight / "model_final.pth"))
-    b = load_file(str(halves / "model_final.pth"))
+    a, b = straight_and_resumed(cifar100_slice, tmp_path, stop_after=4, **opts)
+    straight = tmp_path / "straight"
+    assert (tmp_path / "resumed" / "model_0000003.pth").is_file()
     assert a["model"].keys() == b["model"].keys()
     assert any(k.startswith("slow_student.") for k in a["model"])
     assert any(k.startswith("queue.") for k in a["model"])
@@ -178,7 +139,7 @@ def test_resume_is_bit_identical(cifar100_slice, tmp_path):
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 8
     evals_a = [m for m in metrics(straight) if "test/top1" in m]
-    evals_b = [m for m in metrics(halves) if "test/top1" in m]
+    evals_b = [m for m in metrics(tmp_path / "resumed") if "test/top1" in m]
     assert evals_a[-1]["test/top1"] == evals_b[-1]["test/top1"]
 
 

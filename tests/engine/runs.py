@@ -1,0 +1,53 @@
+"""Running the engine in-process from tests: a whole run, or one interrupted and resumed."""
+
+from pathlib import Path
+
+from conftest import tiny_run_opts
+
+from kdzoo.checkpoint import load_file
+from kdzoo.engine import HookBase, Trainer, default_argument_parser, default_setup, run, setup_cfg
+
+
+def run_in_process(*argv: str):
+    """``tools/train_net.py ARGV`` in this process (registered test distillers are visible)."""
+    return run(default_argument_parser().parse_args(list(argv)))
+
+
+class Stop(Exception):
+    """Raised by :class:`StopAfter` to end a run as a kill between two steps would."""
+
+
+class StopAfter(HookBase):
+    """Ends the run right after iteration ``n`` (1-based) completes, hooks included."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def after_step(self) -> None:
+        if self.trainer.iter + 1 == self.n:
+            raise Stop
+
+
+def straight_and_resumed(data_root: Path, out: Path, stop_after: int, **opts) -> tuple[dict, dict]:
+    """Train ``opts`` straight through, and again stopped after ``stop_after`` iterations then
+    continued with ``--resume``; return both final checkpoints (in ``out/straight`` and
+    ``out/resumed``)."""
+    straight, resumed = out / "straight", out / "resumed"
+    run_in_process(*tiny_run_opts(data_root, straight, **opts))
+    args = default_argument_parser().parse_args(tiny_run_opts(data_root, resumed, **opts))
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    trainer = Trainer(cfg)
+    trainer.register_hooks([StopAfter(stop_after)])
+    try:
+        trainer.train()
+    except Stop:
+        pass
+    else:
+        raise AssertionError("the run was expected to stop early")
+    del trainer
+    run_in_process("--resume", *tiny_run_opts(data_root, resumed, **opts))
+    return (
+        load_file(str(straight / "model_final.pth")),
+        load_file(str(resumed / "model_final.pth")),
+    )
