@@ -1,7 +1,16 @@
-"""Checkpoints: atomic training checkpoints, safe loading, initial weights for backbones."""
+"""Checkpoints: atomic training checkpoints, safe loading, initial weights for backbones, and
+export to Detectron2."""
 
 from .checkpointer import LAST_CHECKPOINT, Checkpointer, find_last_checkpoint
-from .io import atomic_save, load_file
+from .detectron2 import (
+    check_r50c4,
+    detectron2_arrays,
+    detectron2_config_fragment,
+    r50c4_layout,
+    save_detectron2_pickle,
+    to_detectron2_names,
+)
+from .io import atomic_save, atomic_write_text, load_file
 from .weights import (
     check_state_matches,
     extract_backbone_state,
@@ -13,10 +22,17 @@ __all__ = [
     "LAST_CHECKPOINT",
     "Checkpointer",
     "atomic_save",
+    "atomic_write_text",
+    "check_r50c4",
     "check_state_matches",
+    "detectron2_arrays",
+    "detectron2_config_fragment",
     "extract_backbone_state",
     "find_last_checkpoint",
     "is_torchvision_weight_name",
     "load_backbone_weights",
     "load_file",
+    "r50c4_layout",
+    "save_detectron2_pickle",
+    "to_detectron2_names",
 ]

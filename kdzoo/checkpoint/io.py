@@ -9,30 +9,27 @@ import os
 import pickle
 import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import torch
 
 from kdzoo.utils.errors import CheckpointError
 
 
-def _temp_file(folder: str) -> tuple[int, str]:
-    """A temporary file in ``folder`` with the permissions a plain ``open`` would give it."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private (0600)
-    return fd, tmp
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save(obj)`` to ``path`` such that ``path`` is either the old file or the new one."""
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over
+    ``path``: readers (and a crash at any moment) see either the old file or the complete new one.
+    On failure the temporary file is removed and ``path`` is untouched."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = _temp_file(folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private (0600); match a plain open
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -40,28 +37,22 @@ def atomic_save(obj: Any, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    _fsync_dir(folder)
+    # The rename itself is durable only once the directory entry is flushed.
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(text: str, path: str) -> None:
     """Write a small text file atomically (e.g. ``last_checkpoint``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _temp_file(folder)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: str) -> None:
-    # The rename itself is durable only once the directory entry is flushed.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def load_file(path: str, map_location: str | torch.device = "cpu") -> Any:
