@@ -19,8 +19,10 @@ setup(
         "numpy>=1.23",
     ],
     extras_require={
-        # scikit-learn ships the real images of the offline quickstart (8x8 handwritten digits).
-        "dev": ["pytest>=7", "ruff>=0.5", "scikit-learn>=1.2"],
+        # scikit-learn ships the real images of the offline quickstart (8x8 handwritten digits);
+        # matplotlib draws tools/plot_metrics.py's figures.
+        "dev": ["pytest>=7", "ruff>=0.5", "scikit-learn>=1.2", "matplotlib>=3.5"],
+        "plot": ["matplotlib>=3.5"],
         "tensorboard": ["tensorboard>=2.10"],
     },
 )

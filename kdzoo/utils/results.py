@@ -1,0 +1,71 @@
+"""Reading finished (or running) kdzoo run directories: their metrics and what they trained.
+
+A run directory holds ``config.yaml`` (the full merged config) and ``metrics.json`` (one JSON
+object per line; training lines carry ``iteration``, the losses and ``lr``, evaluation lines
+``test/top1``), as :class:`~kdzoo.engine.Trainer` writes them.
+"""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from .errors import KdzooError
+
+TOP1_KEY = "test/top1"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``run_dir/metrics.json``, in the order they were written."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise KdzooError(f"no metrics.json in {run_dir}")
+    records = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise KdzooError(f"{path}:{number}: not a JSON object") from None
+    return records
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """``run_dir/config.yaml`` as plain data (safe_load: a run directory is user input)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise KdzooError(f"no config.yaml in {run_dir}")
+    with open(path) as f:
+        try:
+            cfg = yaml.safe_load(f)
+        except yaml.YAMLError:
+            raise KdzooError(f"{path}: not valid YAML") from None
+    if not isinstance(cfg, dict):
+        raise KdzooError(f"{path}: a config must be a mapping of keys to values")
+    return cfg
+
+
+def summarize_run(run_dir: str | Path) -> dict:
+    """Method, models, iterations trained and the last and best test top-1 (%) of one run.
+
+    ``iterations`` counts from 1 (the engine logs 0-based iterations); ``teacher`` is ``None`` for
+    runs without one, and a top-1 is ``None`` when the run has not been evaluated yet. The best is
+    the maximum over the evaluations logged, so it is also right for runs written before
+    ``test/best_top1`` existed.
+    """
+    cfg = read_run_config(run_dir)
+    records = read_metrics(run_dir)
+    model = cfg.get("MODEL", {})
+    top1 = [r[TOP1_KEY] for r in records if TOP1_KEY in r]
+    iterations = [r["iteration"] for r in records if "iteration" in r]
+    return {
+        "run": Path(run_dir).name,
+        "distiller": cfg.get("DISTILLER", {}).get("NAME", ""),
+        "teacher": model.get("TEACHER", {}).get("NAME") or None,  # vanilla runs have none
+        "student": model.get("STUDENT", {}).get("NAME", ""),
+        "iterations": max(iterations) + 1 if iterations else 0,
+        "last_top1": top1[-1] if top1 else None,
+        "best_top1": max(top1) if top1 else None,
+    }

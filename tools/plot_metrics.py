@@ -1,0 +1,33 @@
+#!/usr/bin/env python
+"""Plot the training curves of kdzoo runs into one PNG.
+
+    python tools/plot_metrics.py output/cifar100/kd/resnet56_resnet20 output/cifar100/crd/... \\
+        --output curves.png [--keys loss_cls loss_kd lr test/top1]
+
+One subplot per metric against the iteration (by default every loss term, ``total_loss``, ``lr``
+and ``test/top1``), one line per run, labelled by the run directory's name.
+"""
+
+import argparse
+import sys
+
+from kdzoo.utils.errors import KdzooError
+from kdzoo.utils.plotting import plot_runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="kdzoo output folders")
+    parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--keys", nargs="+", metavar="KEY", help="metrics.json keys to plot")
+    args = parser.parse_args()
+    try:
+        keys = plot_runs(args.run_dirs, args.output, args.keys)
+    except KdzooError as e:
+        print(f"kdzoo: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"Wrote {args.output}: {', '.join(keys)} for {len(args.run_dirs)} run(s)")
+
+
+if __name__ == "__main__":
+    main()
