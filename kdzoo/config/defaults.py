@@ -99,6 +99,52 @@ _C.DISTILLER.COCORD.SYMMETRIC_PRED = True
 _C.DISTILLER.COCORD.DICTIONARY_ENCODER = "teacher"
 _C.DISTILLER.COCORD.PREDICTION_TARGET = "slow_student"
 
+# WCoRD (Chen et al., CVPR 2021): CE_WEIGHT CE + GCKT_WEIGHT GCKT + LCKT_WEIGHT LCKT, plus
+# KD_WEIGHT KD with DISTILLER.KD.TEMPERATURE for WCoRD+KD. Only the paper's abstract was read: every
+# option marked *unverified* is our choice where the paper fixes one we could not check. Protocol
+# (K, T, bank) as CRD.
+_C.DISTILLER.WCORD = CN()
+# Size of the embeddings (Linear(d, FEAT_DIM) + L2 norm on each side, as CRD's).
+_C.DISTILLER.WCORD.FEAT_DIM = 128
+# GCKT: negatives per anchor, K, drawn as CRD draws them (MODE "exact" or "relax").
+_C.DISTILLER.WCORD.NUM_NEGATIVES = 16384
+_C.DISTILLER.WCORD.MODE = "exact"
+# Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
+_C.DISTILLER.WCORD.MEMORY_MOMENTUM = 0.5
+# GCKT objective on the critic scores g: "infonce" (-log softmax of g / TEMPERATURE at the
+# positive) or "kantorovich" (mean negative g - positive g). *Unverified*.
+_C.DISTILLER.WCORD.OBJECTIVE = "infonce"
+# T of the "infonce" objective (CRD's).
+_C.DISTILLER.WCORD.TEMPERATURE = 0.07
+# The critic g(t, s): "inner" (<t, s> of the normalised embeddings: CRD's score) or "mlp".
+# *Unverified*.
+_C.DISTILLER.WCORD.CRITIC = "inner"
+# MLP critic only: its input ("product": t * s, "concat": [t; s]) and hidden width. *Unverified*.
+_C.DISTILLER.WCORD.CRITIC_INPUT = "product"
+_C.DISTILLER.WCORD.CRITIC_HIDDEN = 128
+# MLP critic only: how it is held 1-Lipschitz, "spectral_norm" or "gradient_penalty" (two-sided,
+# WGAN-GP, weighted GP_WEIGHT). *Unverified*.
+_C.DISTILLER.WCORD.LIPSCHITZ = "spectral_norm"
+_C.DISTILLER.WCORD.GP_WEIGHT = 10.0
+# Spectral norm: 0 divides each critic weight by a certified upper bound of its largest singular
+# value (its norm stays in [0.999, 1]); n > 0 by torch's estimate after n power iterations per step
+# (SN-GAN: 1), which lets the norm drift above 1 while the weights move. *Unverified*.
+_C.DISTILLER.WCORD.CRITIC_POWER_ITERS = 0
+# GCKT in both directions (student vs teacher bank + teacher vs student bank, as CRD) or the
+# student's only. *Unverified*.
+_C.DISTILLER.WCORD.SYMMETRIC = True
+# LCKT: entropic OT between the batch's teacher and student embeddings; ground cost "cosine"
+# (1 - cos) or "l2" (squared distance), Sinkhorn epsilon and iterations. *Unverified*.
+_C.DISTILLER.WCORD.OT_COST = "cosine"
+_C.DISTILLER.WCORD.SINKHORN_EPSILON = 0.05
+_C.DISTILLER.WCORD.SINKHORN_ITERS = 50
+# Loss weights: CE 1; lambda1 (GCKT) 0.8, CRD's weight, and lambda2 (LCKT) are *unverified*;
+# WCoRD+KD configs set KD_WEIGHT 1 (*unverified*, as CRD+KD).
+_C.DISTILLER.WCORD.CE_WEIGHT = 1.0
+_C.DISTILLER.WCORD.GCKT_WEIGHT = 0.8
+_C.DISTILLER.WCORD.LCKT_WEIGHT = 0.05
+_C.DISTILLER.WCORD.KD_WEIGHT = 0.0
+
 # -------------------------------------------------------------------------------------------------
 # Data
 # -------------------------------------------------------------------------------------------------

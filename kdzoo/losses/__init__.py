@@ -4,6 +4,8 @@ from .build import LOSS_REGISTRY, build_loss
 from .contrastive import InfoNCELoss, NormalizedMSELoss
 from .crd import CRDNCELoss
 from .kd import KDLoss
+from .optimal_transport import SinkhornOTLoss
+from .wasserstein import WassersteinCriticLoss
 
 __all__ = [
     "LOSS_REGISTRY",
@@ -11,5 +13,7 @@ __all__ = [
     "InfoNCELoss",
     "KDLoss",
     "NormalizedMSELoss",
+    "SinkhornOTLoss",
+    "WassersteinCriticLoss",
     "build_loss",
 ]

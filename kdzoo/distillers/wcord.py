@@ -1,0 +1,122 @@
+"""WCoRD (Chen et al., "Wasserstein Contrastive Representation Distillation", CVPR 2021).
+
+Only the abstract was read. It fixes the structure: a global term (GCKT) from the dual form of the
+Wasserstein distance, a contrastive objective with a 1-Lipschitz critic over a CRD-style memory of
+negatives; a local term (LCKT) from its primal form, entropic optimal transport between the
+mini-batch's teacher and student embeddings; ``CE + lambda1 GCKT + lambda2 LCKT`` (+ KD for
+WCoRD+KD); CRD's protocol. Everything below that the abstract does not state is our reading, and
+every such choice is an option under ``DISTILLER.WCORD`` (marked *unverified* in the config).
+
+Embeddings, bank and negatives are CRD's (:mod:`kdzoo.distillers.crd`): ``v_s = Embed_s(f_s)``,
+``v_t = Embed_t(f_t)`` (Linear + L2 norm, 128-d), banks ``M_s``, ``M_t`` of every training sample
+refreshed with momentum 0.5 after the step, contrast indices ``j_0`` (the positive, the anchor's
+own row) and ``j_1..j_K`` (other classes), K = 16384.
+
+- GCKT (:class:`~kdzoo.losses.WassersteinCriticLoss`), with ``g_k = g(M_t[j_k], v_s)``::
+
+      OBJECTIVE infonce:      -log( exp(g_0 / T) / sum_{k=0..K} exp(g_k / T) ),  T = 0.07
+      OBJECTIVE kantorovich:  mean_{k>=1} g_k - g_0
+
+  mean over the batch; with ``SYMMETRIC`` plus the same for the teacher anchor,
+  ``g_k = g(v_t, M_s[j_k])``. ``CRITIC inner`` is ``g(t, s) = <t, s>``: CRD's score, 1-Lipschitz
+  in each argument on unit vectors. ``CRITIC mlp`` is a small MLP on ``t * s`` or ``[t; s]``,
+  held 1-Lipschitz (``LIPSCHITZ``) by spectral normalisation (each weight divided by a certified
+  upper bound of its largest singular value, or by torch's estimate after ``CRITIC_POWER_ITERS``
+  power iterations) or by a two-sided gradient penalty at points between the positive and a
+  negative.
+- LCKT (:class:`~kdzoo.losses.SinkhornOTLoss`): ``C_ij = 1 - cos(v_t_i, v_s_j)`` (or
+  ``||v_t_i - v_s_j||^2``) over the B x B pairs of the (global) batch; ``P`` = Sinkhorn plan
+  between uniform marginals (epsilon, iterations), computed without gradient;
+  ``LCKT = sum_ij P_ij C_ij``.
+- Total: ``CE_WEIGHT CE + GCKT_WEIGHT GCKT + LCKT_WEIGHT LCKT (+ KD_WEIGHT KD)``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from kdzoo.losses import KDLoss, SinkhornOTLoss, WassersteinCriticLoss
+from kdzoo.losses.optimal_transport import COSTS
+from kdzoo.losses.wasserstein import CRITIC_INPUTS, CRITICS, LIPSCHITZ, OBJECTIVES
+from kdzoo.memory.bank import STUDENT, TEACHER
+from kdzoo.utils import comm
+from kdzoo.utils.errors import ConfigError
+
+from .build import DISTILLER_REGISTRY
+from .memory_bank import MemoryBankDistiller
+
+
+def _global_batch(local: torch.Tensor) -> torch.Tensor:
+    """This rank's rows ``[B, D]`` among every rank's, ``[world * B, D]`` in rank order; only its
+    own rows carry gradient (the others' are constants here and get theirs on their own rank)."""
+    world = comm.get_world_size()
+    if world == 1:
+        return local
+    parts = list(comm.all_gather_tensor(local.detach()).split(len(local)))
+    parts[comm.get_rank()] = local
+    return torch.cat(parts)
+
+
+def _require_choice(opts, key: str, choices: tuple[str, ...]) -> None:
+    if opts[key] not in choices:
+        raise ConfigError(f"DISTILLER.WCORD.{key} must be one of {choices}, not {opts[key]!r}")
+
+
+@DISTILLER_REGISTRY.register("wcord")
+class WCoRD(MemoryBankDistiller):
+    """WCoRD and WCoRD+KD (``DISTILLER.WCORD.KD_WEIGHT > 0``). Options under ``DISTILLER.WCORD``."""
+
+    def __init__(self, cfg, student: nn.Module, teacher: nn.Module) -> None:
+        opts = cfg.DISTILLER.WCORD
+        for key, choices in (
+            ("CRITIC", CRITICS),
+            ("CRITIC_INPUT", CRITIC_INPUTS),
+            ("LIPSCHITZ", LIPSCHITZ),
+            ("OBJECTIVE", OBJECTIVES),
+            ("OT_COST", COSTS),
+        ):
+            _require_choice(opts, key, choices)
+        super().__init__(cfg, student, teacher, opts)
+        self.gckt = WassersteinCriticLoss(
+            opts.FEAT_DIM,
+            critic=opts.CRITIC,
+            critic_input=opts.CRITIC_INPUT,
+            hidden=opts.CRITIC_HIDDEN,
+            lipschitz=opts.LIPSCHITZ,
+            objective=opts.OBJECTIVE,
+            temperature=opts.TEMPERATURE,
+            gp_weight=opts.GP_WEIGHT,
+            power_iterations=opts.CRITIC_POWER_ITERS,
+        )
+        self.lckt = SinkhornOTLoss(opts.SINKHORN_EPSILON, opts.SINKHORN_ITERS, opts.OT_COST)
+        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        opts = self.opts
+        s_out, t_out, v_s, v_t, contrast_idx = self.embed(batch)
+        # Scores are divided by T = 0.07 and Sinkhorn exponentiates costs / epsilon: float32.
+        with torch.autocast(v_s.device.type, enabled=False):
+            banks = self.memory.banks
+            # Both directions share one normalisation of a spectrally normalised critic's weights.
+            with parametrize.cached():
+                loss_gckt = self.gckt(v_s, banks[TEACHER], contrast_idx, anchor_side="student")
+                if opts.SYMMETRIC:
+                    loss_gckt = loss_gckt + self.gckt(
+                        v_t, banks[STUDENT], contrast_idx, anchor_side="teacher"
+                    )
+            # One transport problem over the global batch, so N processes solve the problem one
+            # process would. Each rank's gradient reaches only its own rows and DDP averages over
+            # ranks: scale the gradient (not the value) by the world size to sum them instead.
+            world = comm.get_world_size()
+            loss_lckt = self.lckt(_global_batch(v_t), _global_batch(v_s))
+            loss_lckt = world * loss_lckt - (world - 1) * loss_lckt.detach()
+        self.memory.push(torch.stack([v_s, v_t], dim=1), batch["index"])
+        losses = {
+            "loss_cls": opts.CE_WEIGHT * F.cross_entropy(s_out["logits"], batch["label"]),
+            "loss_gckt": opts.GCKT_WEIGHT * loss_gckt,
+            "loss_lckt": opts.LCKT_WEIGHT * loss_lckt,
+        }
+        if opts.KD_WEIGHT > 0:
+            losses["loss_kd"] = opts.KD_WEIGHT * self.kd_loss(s_out["logits"], t_out["logits"])
+        return losses
