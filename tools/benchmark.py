@@ -5,10 +5,9 @@
 
 Sections (``kdzoo/benchmarks/``): ``data_path`` (on-device CIFAR augmentation vs torchvision's
 per-image pipeline), ``crd`` (CRD's criterion vs the reference's gathered rows, time and peak
-memory) and ``training`` (images/s of every distiller through the whole engine, fp32/bf16,
-channels_last, and the engine's overhead over KD's raw passes). ``--quick`` uses small sizes and
-short timings (for tests). BENCHMARKS.md records the
-numbers and the machine.
+memory), ``training`` (images/s of every distiller through the whole engine, fp32/bf16,
+channels_last) and ``step_overhead`` (a full KD step over the sum of its raw passes). ``--quick``
+uses small sizes and short timings (for tests). BENCHMARKS.md records the numbers and the machine.
 """
 
 import argparse

@@ -4,8 +4,13 @@ Each section is a module with ``run(device, quick) -> dict`` and ``table(results
 headers, rows)``; sections that measure in fresh processes also have ``worker(*args) -> dict``.
 """
 
-from . import crd, data_path, training
+from . import crd, data_path, step_overhead, training
 
-SECTIONS = {"crd": crd, "data_path": data_path, "training": training}
+SECTIONS = {
+    "crd": crd,
+    "data_path": data_path,
+    "step_overhead": step_overhead,
+    "training": training,
+}
 
 __all__ = ["SECTIONS"]

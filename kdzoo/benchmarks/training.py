@@ -1,12 +1,9 @@
-"""Training throughput of each distiller, and the engine's overhead over the raw passes.
+"""Training throughput of each distiller through the whole engine.
 
 Every run is a real :class:`~kdzoo.engine.Trainer` built from the method's CIFAR-100 config for the
 pair (random weights, the ``synthetic`` dataset of 50,000 random 32x32 images, batch 64), stepping
 through the whole engine: loader, on-device augmentation, distiller, backward, optimizer, and the
 hooks (EMA, queue, lr, writers). Images/s is measured after warm-up steps.
-
-The overhead section times KD's raw passes alone on the same tensors (teacher forward, student
-forward + loss + backward, optimizer step) and compares their sum with the engine's full step.
 """
 
 import os
@@ -14,7 +11,6 @@ import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 
 from kdzoo.config import get_cfg
 from kdzoo.distillers import DISTILLER_REGISTRY
@@ -72,37 +68,6 @@ def time_steps(trainer: Trainer, warmup: int, steps: int) -> float:
         return (time.perf_counter() - start) / steps
 
 
-def raw_kd_step_seconds(trainer: Trainer, warmup: int, steps: int) -> float:
-    """Sum of KD's raw passes timed alone on one fixed batch of views: teacher forward, student
-    forward + loss + backward, optimizer step."""
-    distiller, optimizer = trainer.distiller, trainer.optimizer
-    batch = next(iter(trainer.data_loader))
-    x = trainer.augmentation(batch["image"])[0]
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-    totals = {"teacher": 0.0, "student": 0.0, "optimizer": 0.0}
-    for i in range(warmup + steps):
-        marks = [time.perf_counter()]
-        with torch.no_grad():
-            logits_t = distiller.teacher(x)["logits"]
-        sync()
-        marks.append(time.perf_counter())
-        optimizer.zero_grad(set_to_none=True)
-        logits_s = distiller.student(x)["logits"]
-        loss = 0.1 * F.cross_entropy(logits_s, batch["label"]) + 0.9 * distiller.kd_loss(
-            logits_s, logits_t
-        )
-        loss.backward()
-        sync()
-        marks.append(time.perf_counter())
-        optimizer.step()
-        sync()
-        marks.append(time.perf_counter())
-        if i >= warmup:
-            for key, a, b in zip(totals, marks, marks[1:], strict=False):
-                totals[key] += b - a
-    return sum(totals.values()) / steps
-
-
 def run(device: torch.device, quick: bool) -> dict:
     warmup, steps = (1, 2) if quick else (3, 10)
     methods = [m for m in METHODS if m in DISTILLER_REGISTRY]
@@ -119,22 +84,12 @@ def run(device: torch.device, quick: bool) -> dict:
                 seconds = time_steps(trainer, warmup, steps)
                 key = f"{method}/{'bf16' if amp else 'fp32'}" + ("/channels_last" * channels_last)
                 results["throughput"][key] = 64 / seconds
-                if method == "kd" and not amp and not channels_last:
-                    raw = raw_kd_step_seconds(trainer, warmup, steps)
-                    results["step_overhead"] = {
-                        "full_step_s": seconds,
-                        "raw_passes_s": raw,
-                        "ratio": seconds / raw,
-                    }
                 del trainer
     return results
 
 
 def table(results: dict) -> tuple[str, list[str], list[list]]:
     rows = [[key, f"{rate:.1f}"] for key, rate in results["throughput"].items()]
-    overhead = results.get("step_overhead")
-    if overhead:
-        rows.append(["kd full step / raw passes", f"{overhead['ratio']:.3f}"])
     teacher, student = results["pair"]
     return (
         f"Training throughput, {teacher} -> {student}, batch 64, full engine step",
