@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from kdzoo.utils.errors import CheckpointError
-
-from .io import atomic_write
+from kdzoo.utils.file_io import atomic_write
 
 AUTHOR = "kdzoo"
 # The settings that make Detectron2 read torchvision-style weights as they were trained: RGB input

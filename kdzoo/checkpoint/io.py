@@ -7,42 +7,13 @@ unpickled is refused, never executed.
 
 import os
 import pickle
-import tempfile
 import zipfile
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
 from kdzoo.utils.errors import CheckpointError
-
-
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over
-    ``path``: readers (and a crash at any moment) see either the old file or the complete new one.
-    On failure the temporary file is removed and ``path`` is untouched."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes files private (0600); match a plain open
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    # The rename itself is durable only once the directory entry is flushed.
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+from kdzoo.utils.file_io import atomic_write
 
 
 def atomic_save(obj: Any, path: str) -> None:

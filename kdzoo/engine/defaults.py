@@ -20,7 +20,7 @@ from kdzoo.solver import build_lr_scheduler, build_optimizer
 from kdzoo.utils import comm
 from kdzoo.utils.env import collect_env_info, get_rng_state, seed_all, set_rng_state
 from kdzoo.utils.errors import ConfigError, KdzooError
-from kdzoo.utils.events import ConsoleWriter, JSONWriter, TensorboardWriter
+from kdzoo.utils.events import ConsoleWriter, JSONWriter, TensorboardWriter, drop_metrics_after
 from kdzoo.utils.logger import setup_logger
 from kdzoo.utils.registry import lookup
 
@@ -326,6 +326,10 @@ class Trainer(DistillTrainer):
             return
         extra = self.checkpointer.load(path)
         self.start_iter = extra["iteration"] + 1
+        if comm.is_main_process():  # the iterations after the checkpoint are redone: drop them
+            drop_metrics_after(
+                os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), extra["iteration"]
+            )
         rng = extra["rng"]
         if len(rng) == comm.get_world_size():
             mine = rng[comm.get_rank()]

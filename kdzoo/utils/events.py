@@ -14,6 +14,8 @@ from collections import defaultdict
 
 import torch
 
+from .file_io import atomic_write
+
 _CURRENT_STORAGE: list["EventStorage"] = []
 
 
@@ -85,18 +87,37 @@ class EventWriter:
 
 
 class JSONWriter(EventWriter):
-    """Appends one JSON object per write to ``metrics.json``: ``{"iteration": i, name: value}``."""
+    """Appends one JSON object per write to ``metrics.json``: ``{"iteration": i, name: value}``.
+
+    The file is opened at the first write, so a resumed run can first drop the lines of the
+    iterations it is about to redo (:func:`drop_metrics_after`).
+    """
 
     def __init__(self, path: str) -> None:
-        self._file = open(path, "a")  # noqa: SIM115 (kept open for the whole run)
+        self.path = path
+        self._file = None
 
     def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a")  # noqa: SIM115 (kept open for the whole run)
         self._file.write(json.dumps({"iteration": iteration, **metrics}, sort_keys=True) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+
+def drop_metrics_after(path: str, iteration: int) -> None:
+    """Keep only the lines of ``metrics.json`` up to ``iteration``: a run resumed from the
+    checkpoint of ``iteration`` recomputes (and rewrites) the later ones. Atomic; no-op if the
+    file does not exist."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["iteration"] <= iteration]
+    atomic_write(path, lambda f: f.write("".join(kept).encode()))
 
 
 class TensorboardWriter(EventWriter):
