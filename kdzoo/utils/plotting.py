@@ -46,10 +46,11 @@ def plot_runs(
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, key in zip(axes, keys, strict=False):
-        for label, records in runs.items():
+        # One colour per run in every subplot, also where only some runs logged the key.
+        for color, (label, records) in enumerate(runs.items()):
             iterations, values = curve(records, key)
             if iterations:
-                ax.plot(iterations, values, label=label)
+                ax.plot(iterations, values, label=label, color=f"C{color % 10}")
         if key == "lr":
             ax.set_yscale("log")  # step schedules span decades
         ax.set_title(key)
