@@ -23,6 +23,8 @@ import torch
 from kdzoo.utils.errors import CheckpointError
 from kdzoo.utils.file_io import atomic_write
 
+from .weights import check_layout, listed
+
 AUTHOR = "kdzoo"
 # The settings that make Detectron2 read torchvision-style weights as they were trained: RGB input
 # in [0, 255], torchvision's normalisation scaled by 255, and the stride in the 3x3 convolution.
@@ -30,7 +32,6 @@ PIXEL_MEAN = (123.675, 116.280, 103.530)
 PIXEL_STD = (58.395, 57.120, 57.375)
 _CONV_NAME = re.compile(r"^(stem\.conv1|res[2-5]\.\d+\.(conv[1-3]|shortcut))\.weight$")
 _BN_STATISTICS = ("running_mean", "running_var")
-_SHOWN = 3  # keys listed per kind of problem
 
 
 def detectron2_name(key: str) -> str | None:
@@ -73,10 +74,6 @@ def r50c4_layout() -> dict[str, tuple[int, ...]]:
     }
 
 
-def _listed(keys: list[str]) -> str:
-    return ", ".join(keys[:_SHOWN]) + (" ..." if len(keys) > _SHOWN else "")
-
-
 def check_r50c4(state: dict[str, torch.Tensor], source: str) -> None:
     """Raise a one-line :class:`CheckpointError` unless ``state`` (Detectron2 names) holds exactly
     the tensors of :func:`r50c4_layout`, with their shapes."""
@@ -87,7 +84,7 @@ def check_r50c4(state: dict[str, torch.Tensor], source: str) -> None:
         absent = [k for k in expected_convs if k not in state]
         extra = [k for k in convs if k not in layout]
         details = [
-            f"{len(keys)} {label}, e.g. {_listed(keys)}"
+            f"{len(keys)} {label}, e.g. {listed(keys)}"
             for label, keys in (("absent", absent), ("extra", extra))
             if keys
         ]
@@ -100,29 +97,10 @@ def check_r50c4(state: dict[str, torch.Tensor], source: str) -> None:
     statistics = [k for k in missing if k.endswith(_BN_STATISTICS)]
     if statistics:
         raise CheckpointError(
-            f"{source} lacks {len(statistics)} batch-norm statistics ({_listed(statistics)}); "
+            f"{source} lacks {len(statistics)} batch-norm statistics ({listed(statistics)}); "
             "Detectron2 would silently use mean 0 and variance 1"
         )
-    unexpected = [k for k in state if k not in layout]
-    wrong = [
-        f"{k} {list(state[k].shape)} vs {list(shape)}"
-        for k, shape in layout.items()
-        if k in state and tuple(state[k].shape) != shape
-    ]
-    problems = [
-        f"{label} {_listed(keys)}"
-        for label, keys in (
-            ("missing:", missing),
-            ("unexpected:", unexpected),
-            ("shape mismatch:", wrong),
-        )
-        if keys
-    ]
-    if problems:
-        raise CheckpointError(
-            f"{source} does not fit Detectron2's R50-C4 backbone ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(wrong)} mismatched): " + "; ".join(problems)
-        )
+    check_layout(state, layout, source, "Detectron2's R50-C4 backbone")
 
 
 def detectron2_arrays(state: dict[str, torch.Tensor], source: str) -> dict[str, np.ndarray]:

@@ -36,18 +36,25 @@ def extract_backbone_state(obj, path: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise a :class:`CheckpointError` naming the first bad keys if ``state`` does not fit."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+def listed(keys: list[str]) -> str:
+    """The first few ``keys``, comma-separated, with ``...`` if there are more."""
+    return ", ".join(keys[:_SHOWN]) + (" ..." if len(keys) > _SHOWN else "")
+
+
+def check_layout(
+    state: dict[str, torch.Tensor], layout: dict[str, tuple[int, ...]], source: str, target: str
+) -> None:
+    """Raise a one-line :class:`CheckpointError` naming the first missing, unexpected and
+    mis-shaped keys unless ``state`` has exactly the keys and shapes of ``layout``."""
+    missing = [k for k in layout if k not in state]
+    unexpected = [k for k in state if k not in layout]
     wrong = [
-        f"{k} {list(state[k].shape)} vs {list(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
+        f"{k} {list(state[k].shape)} vs {list(shape)}"
+        for k, shape in layout.items()
+        if k in state and tuple(state[k].shape) != tuple(shape)
     ]
     problems = [
-        f"{label} {', '.join(keys[:_SHOWN])}{' ...' if len(keys) > _SHOWN else ''}"
+        f"{label} {listed(keys)}"
         for label, keys in (
             ("missing keys:", missing),
             ("unexpected keys:", unexpected),
@@ -57,10 +64,15 @@ def check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], source
     ]
     if problems:
         raise CheckpointError(
-            f"{source} does not fit {type(model).__name__} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mismatched): "
-            + "; ".join(problems)
+            f"{source} does not fit {target} ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(wrong)} mismatched): " + "; ".join(problems)
         )
+
+
+def check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a :class:`CheckpointError` naming the first bad keys if ``state`` does not fit."""
+    layout = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_layout(state, layout, source, type(model).__name__)
 
 
 def load_backbone_weights(model: nn.Module, path: str) -> None:
