@@ -71,6 +71,17 @@ def cifar100_slice(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def random_teacher(tmp_path_factory) -> Path:
+    """A RepDistiller-format checkpoint of a randomly initialised resnet8, to serve as teacher."""
+    from kdzoo.modeling import build_backbone
+
+    path = tmp_path_factory.mktemp("teacher") / "resnet8.pth"
+    torch.manual_seed(1)
+    torch.save({"model": build_backbone("resnet8").state_dict()}, path)
+    return path
+
+
 def tiny_run_opts(data_root: Path, output_dir: Path, **overrides) -> list[str]:
     """KEY VALUE overrides for a few-iteration CPU run of resnet8 on the CIFAR-100 slice."""
     opts = {

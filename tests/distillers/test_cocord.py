@@ -198,14 +198,6 @@ def test_queue_smaller_than_the_batch_is_refused():
         make_cocord("resnet8", "resnet8", "SOLVER.IMS_PER_BATCH", 64)
 
 
-@pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cocord_teacher") / "resnet8.pth"
-    torch.manual_seed(3)
-    torch.save({"model": build_backbone("resnet8").state_dict()}, path)
-    return path
-
-
 def engine_opts(teacher: Path, **extra) -> dict:
     opts = {
         "DISTILLER.NAME": "cocord",
@@ -220,14 +212,14 @@ def engine_opts(teacher: Path, **extra) -> dict:
     return opts
 
 
-def test_cocord_and_cocord_kd_train_on_real_cifar100(cifar100_slice, teacher_file, tmp_path):
+def test_cocord_and_cocord_kd_train_on_real_cifar100(cifar100_slice, random_teacher, tmp_path):
     for config in ("cocord", "cocord_kd"):
         out = tmp_path / config
         result = train_net(
             "--config",
             f"configs/cifar100/{config}/resnet56_resnet20.yaml",
             *tiny_run_opts(
-                cifar100_slice, out, **engine_opts(teacher_file, **{"SOLVER.MAX_ITER": 4})
+                cifar100_slice, out, **engine_opts(random_teacher, **{"SOLVER.MAX_ITER": 4})
             ),
         )
         assert result.returncode == 0, result.stderr[-3000:]
@@ -239,10 +231,11 @@ def test_cocord_and_cocord_kd_train_on_real_cifar100(cifar100_slice, teacher_fil
 
 
 def test_cocord_resume_restores_queue_and_moving_averages_exactly(
-    cifar100_slice, teacher_file, tmp_path
+    cifar100_slice, random_teacher, tmp_path
 ):
     opts = engine_opts(
-        teacher_file, **{"SOLVER.MAX_ITER": 6, "SOLVER.CHECKPOINT_PERIOD": 3, "TEST.EVAL_PERIOD": 6}
+        random_teacher,
+        **{"SOLVER.MAX_ITER": 6, "SOLVER.CHECKPOINT_PERIOD": 3, "TEST.EVAL_PERIOD": 6},
     )
     a, b = straight_and_resumed(cifar100_slice, tmp_path, stop_after=3, **opts)
     a, b = a["model"], b["model"]
@@ -251,9 +244,9 @@ def test_cocord_resume_restores_queue_and_moving_averages_exactly(
         assert torch.equal(a[key], b[key]), key
 
 
-def test_two_processes_hold_identical_queues(cifar100_slice, teacher_file, tmp_path):
+def test_two_processes_hold_identical_queues(cifar100_slice, random_teacher, tmp_path):
     argv = tiny_run_opts(
-        cifar100_slice, tmp_path / "out", **engine_opts(teacher_file, **{"SOLVER.MAX_ITER": 3})
+        cifar100_slice, tmp_path / "out", **engine_opts(random_teacher, **{"SOLVER.MAX_ITER": 3})
     )
     launch(ddp_worker.train_and_dump, 2, backend="gloo", args=(argv, str(tmp_path)))
     rank0 = torch.load(tmp_path / "rank0.pth", weights_only=True)

@@ -3,7 +3,6 @@
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from conftest import REPO_ROOT, tiny_run_opts
 
@@ -11,7 +10,6 @@ from kdzoo.checkpoint import load_file
 from kdzoo.config import get_cfg
 from kdzoo.data import TrainLoader, build_dataset
 from kdzoo.engine import launch
-from kdzoo.modeling import build_backbone
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
 import ddp_worker  # noqa: E402
@@ -20,14 +18,6 @@ from runs import straight_and_resumed  # noqa: E402
 from test_training import metrics, train_net  # noqa: E402
 
 toy_distillers.register()
-
-
-@pytest.fixture(scope="module")
-def random_teacher(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("teacher") / "resnet8.pth"
-    torch.manual_seed(1)
-    torch.save({"model": build_backbone("resnet8").state_dict()}, path)
-    return path
 
 
 def assert_rows_written(banks: torch.Tensor, data_root: Path, steps: int) -> None:

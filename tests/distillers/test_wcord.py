@@ -1,7 +1,6 @@
 """WCoRD through the engine: real CIFAR-100 iterations of WCoRD and WCoRD+KD, and its options."""
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,14 +16,6 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
 from runs import straight_and_resumed  # noqa: E402
 from test_crd import assert_rows_written  # noqa: E402
 from test_training import metrics, train_net  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def random_teacher(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("teacher") / "resnet8.pth"
-    torch.manual_seed(1)
-    torch.save({"model": build_backbone("resnet8").state_dict()}, path)
-    return path
 
 
 @pytest.mark.parametrize(
