@@ -322,14 +322,17 @@ class Trainer(DistillTrainer):
                 self.logger.warning(
                     f"--resume: no checkpoint in {self.cfg.OUTPUT_DIR}; starting fresh"
                 )
-            self.start_iter = 0
+            self.start_iter, extra = 0, None
+        else:
+            extra = self.checkpointer.load(path)
+            self.start_iter = extra["iteration"] + 1
+        if comm.is_main_process():
+            # Iterations after the checkpoint (all of them, without one) are redone: a run killed
+            # after logging them must not leave them twice in metrics.json.
+            metrics_file = os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")
+            drop_metrics_after(metrics_file, self.start_iter - 1)
+        if extra is None:
             return
-        extra = self.checkpointer.load(path)
-        self.start_iter = extra["iteration"] + 1
-        if comm.is_main_process():  # the iterations after the checkpoint are redone: drop them
-            drop_metrics_after(
-                os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), extra["iteration"]
-            )
         rng = extra["rng"]
         if len(rng) == comm.get_world_size():
             mine = rng[comm.get_rank()]
