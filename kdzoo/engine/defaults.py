@@ -69,7 +69,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     if cfg.SEED < 0:
-        cfg.SEED = int.from_bytes(os.urandom(2), "little")
+        cfg.SEED = _draw_shared_seed()
     if cfg.SOLVER.AMP.DTYPE not in _AMP_DTYPES:
         raise ConfigError(
             f"SOLVER.AMP.DTYPE must be one of {sorted(_AMP_DTYPES)}, not {cfg.SOLVER.AMP.DTYPE!r}"
@@ -78,6 +78,14 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
         raise ConfigError(f"MODEL.DEVICE must be 'cpu' or 'cuda', not {cfg.MODEL.DEVICE!r}")
     cfg.freeze()
     return cfg
+
+
+def _draw_shared_seed() -> int:
+    """A random seed, the same on every rank (rank 0's draw): every rank must seed alike."""
+    seed = [int.from_bytes(os.urandom(2), "little")]
+    if comm.get_world_size() > 1:
+        torch.distributed.broadcast_object_list(seed, src=0)
+    return seed[0]
 
 
 def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:

@@ -16,3 +16,11 @@ def train_and_dump(argv: list[str], dump_dir: str) -> None:
     trainer.resume_or_load(resume=False)
     trainer.train()
     torch.save(trainer.distiller.state_dict(), f"{dump_dir}/rank{comm.get_rank()}.pth")
+
+
+def setup_and_dump_seed(argv: list[str], dump_dir: str) -> None:
+    """Set a run up (as train_net does in each process) and record the seed it resolved."""
+    args = default_argument_parser().parse_args(argv)
+    cfg = setup_cfg(args)
+    with open(f"{dump_dir}/seed{comm.get_rank()}.txt", "w") as f:
+        f.write(str(cfg.SEED))

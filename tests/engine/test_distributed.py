@@ -31,3 +31,9 @@ def test_two_process_gloo_run_keeps_ranks_identical(cifar100_slice, tmp_path):
     assert len(saved["rng"]) == 2  # each rank's RNG state is kept for an exact resume
     for key in rank0:
         assert torch.equal(saved["model"][key], rank0[key]), key
+
+
+def test_a_random_seed_is_the_same_on_every_rank(tmp_path):
+    launch(ddp_worker.setup_and_dump_seed, 2, backend="gloo", args=(["SEED", "-1"], str(tmp_path)))
+    seeds = {(tmp_path / f"seed{rank}.txt").read_text() for rank in (0, 1)}
+    assert len(seeds) == 1 and int(seeds.pop()) >= 0
