@@ -106,3 +106,6 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(cifar100_slice, random_te
     assert lines(killed) == lines(straight)
     for checkpoint in killed.glob("model_*.pth"):
         load_file(str(checkpoint))
+    # CHECKPOINT_KEEP holds across resumes: only the newest 3 periodic checkpoints remain.
+    periodic = sorted(p.name for p in killed.glob("model_0*.pth"))
+    assert periodic == ["model_0000012.pth", "model_0000013.pth", "model_0000014.pth"]

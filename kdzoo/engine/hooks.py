@@ -4,6 +4,7 @@ must see all of the above) and last the writers."""
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -142,6 +143,9 @@ class EvalHook(HookBase):
         self.best_top1 = state["best_top1"]
 
 
+_PERIODIC = re.compile(r"model_\d{7}\.pth")  # zero-padded: name order is iteration order
+
+
 class PeriodicCheckpointer(HookBase):
     """Saves ``model_{iter:07d}`` every ``period`` iterations (keeping the newest ``keep``, 0: all)
     and ``model_final`` after the last iteration. ``extra_state()`` adds the trainer's state; it
@@ -154,18 +158,22 @@ class PeriodicCheckpointer(HookBase):
         self.period = period
         self.keep = keep
         self.extra_state = extra_state
-        self._saved: list[str] = []
 
     def after_step(self) -> None:
         next_iter = self.trainer.iter + 1
         if next_iter == self.trainer.max_iter:
             self._save("model_final")
         elif self.period > 0 and next_iter % self.period == 0:
-            self._saved.append(self._save(f"model_{self.trainer.iter:07d}"))
-            while self.keep > 0 and len(self._saved) > self.keep:
-                old = self._saved.pop(0)
-                if self.checkpointer.save_to_disk and os.path.exists(old):
-                    os.remove(old)
+            self._save(f"model_{self.trainer.iter:07d}")
+            if self.keep > 0 and self.checkpointer.save_to_disk:
+                self._remove_old_periodic()
+
+    def _remove_old_periodic(self) -> None:
+        # Read from the folder, not remembered: a resumed run also prunes its earlier checkpoints.
+        folder = self.checkpointer.save_dir
+        periodic = sorted(f for f in os.listdir(folder) if _PERIODIC.fullmatch(f))
+        for name in periodic[: -self.keep]:
+            os.remove(os.path.join(folder, name))
 
     def _save(self, name: str) -> str:
         self.trainer.check_finite()  # never write a model that has seen a non-finite loss
