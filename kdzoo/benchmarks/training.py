@@ -15,10 +15,10 @@ import torch
 from kdzoo.config import get_cfg
 from kdzoo.distillers import DISTILLER_REGISTRY
 from kdzoo.engine import Trainer
+from kdzoo.model_zoo.model_zoo import REPO_ROOT
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.events import EventStorage
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAIR = ("resnet32x4", "resnet8x4")
 METHODS = ("vanilla", "kd", "crd", "cocord", "wcord")
 _NEVER = 10**9  # periods that must not fire during a measurement
@@ -31,7 +31,7 @@ def build_trainer(
     teacher, student = pair
     cfg = get_cfg()
     name = f"{student}.yaml" if method == "vanilla" else f"{teacher}_{student}.yaml"
-    cfg.merge_from_file(os.path.join(REPO_ROOT, "configs", "cifar100", method, name))
+    cfg.merge_from_file(str(REPO_ROOT / "configs" / "cifar100" / method / name))
     teacher_file = os.path.join(workdir, f"{teacher}.pth")
     if not os.path.exists(teacher_file):
         torch.save(build_backbone(teacher).state_dict(), teacher_file)
