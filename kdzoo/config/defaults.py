@@ -224,7 +224,8 @@ _C.TEST.IMS_PER_BATCH = 256
 # Misc
 # -------------------------------------------------------------------------------------------------
 _C.OUTPUT_DIR = "./output"
-# Seed of every random number generator; < 0 draws one (and writes it to the saved config.yaml).
+# Seed of every random number generator; < 0 draws one (rank 0 draws, every rank uses it; it is
+# written to the saved config.yaml).
 _C.SEED = 0
 # Print and write metrics every this many iterations. The loss is checked for NaN/Inf at the same
 # period (and before every checkpoint), so the step itself never waits for the device.
