@@ -15,7 +15,7 @@ from kdzoo.config import CfgNode, get_cfg
 from kdzoo.data import BatchAugmentation, TrainLoader, build_dataset, iterate_test_batches
 from kdzoo.distillers import DISTILLER_REGISTRY, build_distiller
 from kdzoo.evaluation import evaluate_classifier
-from kdzoo.modeling import build_backbone
+from kdzoo.modeling import build_backbone, convert_sync_batchnorm
 from kdzoo.solver import build_lr_scheduler, build_optimizer
 from kdzoo.utils import comm
 from kdzoo.utils.env import collect_env_info, get_rng_state, seed_all, set_rng_state
@@ -222,8 +222,12 @@ class Trainer(DistillTrainer):
         distiller.to(device)
         if cfg.MODEL.CHANNELS_LAST:
             distiller.to(memory_format=torch.channels_last)
-        if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1 and device.type == "cuda":
-            distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
+        if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1:
+            # Everything that normalises training batches: student, heads, moving averages. The
+            # teacher stays in eval mode and normalises with its running statistics.
+            for name, child in distiller.named_children():
+                if child is not distiller.teacher:
+                    setattr(distiller, name, convert_sync_batchnorm(child))
 
         self.test_set = build_dataset(cfg, train=False)
         loader = TrainLoader(

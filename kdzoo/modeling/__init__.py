@@ -2,5 +2,14 @@
 
 from .backbone import BACKBONE_REGISTRY, BackboneDims, build_backbone, probe_backbone
 from .heads import MLPHead
+from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 
-__all__ = ["BACKBONE_REGISTRY", "BackboneDims", "MLPHead", "build_backbone", "probe_backbone"]
+__all__ = [
+    "BACKBONE_REGISTRY",
+    "BackboneDims",
+    "GlobalBatchNorm",
+    "MLPHead",
+    "build_backbone",
+    "convert_sync_batchnorm",
+    "probe_backbone",
+]
