@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from kdzoo.data import BatchAugmentation
+from kdzoo.utils import comm
 from kdzoo.utils.errors import KdzooError
 from kdzoo.utils.events import EventStorage
 
@@ -197,9 +198,17 @@ class DistillTrainer(TrainerBase):
         else:
             self.optimizer.step()
 
+        metrics = {"total_loss": losses.detach(), **{k: v.detach() for k, v in loss_dict.items()}}
+        world_size = comm.get_world_size()
+        if world_size > 1:
+            # Log the global batch's losses, not one rank's share: one small all-reduce, no host
+            # sync on a GPU. Every rank then sees the same values, so a NaN stops all of them
+            # at the same iteration.
+            mean = comm.all_reduce_sum(torch.stack(list(metrics.values())).float()) / world_size
+            metrics = dict(zip(metrics, mean, strict=True))
         # Checked lazily (check_finite) so the step never waits for the device.
-        self._nonfinite |= ~torch.isfinite(losses.detach())
-        self.storage.put_scalars(data_time=data_time, total_loss=losses, **loss_dict)
+        self._nonfinite |= ~torch.isfinite(metrics["total_loss"])
+        self.storage.put_scalars(data_time=data_time, **metrics)
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLossError` if any step since the start had a NaN/Inf loss.
