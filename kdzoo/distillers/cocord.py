@@ -69,7 +69,9 @@ class CoCoRD(Distiller):
         d_teacher = probe_backbone(teacher).embedding
 
         self.student_head = MLPHead(d_student, opts.PROJ_HIDDEN, opts.PROJ_DIM)  # f_s
-        self.predictor = MLPHead(opts.PROJ_DIM, opts.PRED_HIDDEN, opts.PROJ_DIM)  # h_s
+        # h_s, only when L_pred is computed: parameters without gradients would stall DDP.
+        if opts.PREDICTION_TARGET != "none":
+            self.predictor = MLPHead(opts.PROJ_DIM, opts.PRED_HIDDEN, opts.PROJ_DIM)
         # f_t: follows the student head by Eq. 3 when the features match, else random and frozen.
         self.teacher_head_follows = d_teacher == d_student
         if self.teacher_head_follows:
@@ -77,9 +79,11 @@ class CoCoRD(Distiller):
         else:
             self.teacher_head = MLPHead(d_teacher, opts.PROJ_HIDDEN, opts.PROJ_DIM)
             self.teacher_head.requires_grad_(False)
-        # g'_s, f'_s: the slow-moving student (Eq. 4).
-        self.slow_student = _frozen_copy(student)
-        self.slow_head = _frozen_copy(self.student_head)
+        # g'_s, f'_s: the slow-moving student (Eq. 4), unless the ablation leaves it no role.
+        self.uses_slow_student = "slow_student" in (opts.DICTIONARY_ENCODER, opts.PREDICTION_TARGET)
+        if self.uses_slow_student:
+            self.slow_student = _frozen_copy(student)
+            self.slow_head = _frozen_copy(self.student_head)
         self.dictionary = KeyQueue(opts.QUEUE_SIZE, opts.PROJ_DIM)
 
         self.info_nce = InfoNCELoss(opts.TEMPERATURE)
@@ -93,10 +97,12 @@ class CoCoRD(Distiller):
         return self
 
     def ema_pairs(self) -> list[EMAPair]:
-        pairs = [
-            EMAPair(self.slow_student, self.student, self.opts.SLOW_MOMENTUM),
-            EMAPair(self.slow_head, self.student_head, self.opts.SLOW_MOMENTUM),
-        ]
+        pairs = []
+        if self.uses_slow_student:
+            pairs += [
+                EMAPair(self.slow_student, self.student, self.opts.SLOW_MOMENTUM),
+                EMAPair(self.slow_head, self.student_head, self.opts.SLOW_MOMENTUM),
+            ]
         if self.teacher_head_follows:
             pairs.append(
                 EMAPair(self.teacher_head, self.student_head, self.opts.TEACHER_HEAD_MOMENTUM)

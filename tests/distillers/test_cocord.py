@@ -183,6 +183,10 @@ def test_ablation_switches(encoder, target):
         "DISTILLER.COCORD.PREDICTION_TARGET",
         target,
     )
+    # Modules an ablation leaves without a role are not built (no idle parameters under DDP).
+    assert hasattr(distiller, "predictor") == (target != "none")
+    assert hasattr(distiller, "slow_student") == ("slow_student" in (encoder, target))
+    assert len(distiller.ema_pairs()) == 2 * hasattr(distiller, "slow_student") + 1
     batch = views()
     losses = distiller.losses(batch)
     assert ("loss_pred" in losses) == (target != "none")

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import tiny_run_opts
 
@@ -11,6 +12,7 @@ from kdzoo.engine import launch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
+from test_training import metrics  # noqa: E402
 
 
 def test_two_process_gloo_run_keeps_ranks_identical(cifar100_slice, tmp_path):
@@ -37,3 +39,84 @@ def test_a_random_seed_is_the_same_on_every_rank(tmp_path):
     launch(ddp_worker.setup_and_dump_seed, 2, backend="gloo", args=(["SEED", "-1"], str(tmp_path)))
     seeds = {(tmp_path / f"seed{rank}.txt").read_text() for rank in (0, 1)}
     assert len(seeds) == 1 and int(seeds.pop()) >= 0
+
+
+EQUIVALENCE_OPTS = {
+    "crd": {"DISTILLER.CRD.NUM_NEGATIVES": 256},
+    "cocord": {
+        "DISTILLER.COCORD.PROJ_DIM": 64,
+        "DISTILLER.COCORD.PROJ_HIDDEN": 64,
+        "DISTILLER.COCORD.PRED_HIDDEN": 32,
+        "DISTILLER.COCORD.QUEUE_SIZE": 100,
+    },
+}
+
+
+# (method, extra options) for each case.
+EQUIVALENCE_CASES = {
+    "crd": ("crd", {}),
+    "cocord": ("cocord", {}),
+    # No predictor then: once a parameter without gradients, which stalled DDP's reduction.
+    "cocord_without_prediction": ("cocord", {"DISTILLER.COCORD.PREDICTION_TARGET": "none"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EQUIVALENCE_CASES))
+def test_two_processes_with_sync_bn_equal_one_process(
+    cifar100_slice, random_teacher, tmp_path, case
+):
+    """Real BatchNorm networks (resnet8 student and teacher, BN in CoCoRD's heads and slow
+    student): with MODEL.SYNC_BN, 2 Gloo processes over the global batch equal 1 process.
+
+    Compared: ranks (exactly equal), the memories after three steps and every step's losses
+    (tightly), the whole state after the first step (to float noise). The early layers' gradients
+    are sums that nearly cancel, so their rounding differs visibly with the order of summation:
+    two one-process runs that differ only in memory format (NCHW vs channels_last) have first-step
+    gradients 0.25% apart in the first convolution and weights 2e-2 apart after three steps, more
+    than one and two processes (3e-5 after one step, 1e-3 after three). NCHW here, whose sums
+    agree best; the weights after three steps are not compared.
+    """
+    method, extra = EQUIVALENCE_CASES[case]
+    opts = {
+        "DISTILLER.NAME": method,
+        "MODEL.CHANNELS_LAST": False,
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        "MODEL.SYNC_BN": True,
+        "SOLVER.MAX_ITER": 3,
+        "SOLVER.CHECKPOINT_PERIOD": 1,
+        "LOG_PERIOD": 1,
+        **EQUIVALENCE_OPTS[method],
+        **extra,
+    }
+    first_step, final, losses = {}, {}, {}
+    for processes in (1, 2):
+        run_dir = tmp_path / str(processes)
+        run_dir.mkdir()
+        argv = tiny_run_opts(cifar100_slice, run_dir / "out", **opts)
+        launch(ddp_worker.train_and_dump, processes, backend="gloo", args=(argv, str(run_dir)))
+        ranks = [torch.load(run_dir / f"rank{r}.pth", weights_only=True) for r in range(processes)]
+        for key in ranks[0]:
+            if not key.endswith("_extra_state"):  # samplers' generators
+                assert all(torch.equal(rank[key], ranks[0][key]) for rank in ranks), key
+        final[processes] = ranks[0]
+        first_step[processes] = load_file(str(run_dir / "out" / "model_0000000.pth"))["model"]
+        losses[processes] = [
+            {k: v for k, v in line.items() if k.startswith("loss_") or k == "total_loss"}
+            for line in metrics(run_dir / "out")
+            if "total_loss" in line
+        ]
+
+    assert first_step[1].keys() == first_step[2].keys() == final[1].keys()
+    for key, value in first_step[2].items():
+        if not key.endswith("_extra_state"):  # samplers' generators
+            torch.testing.assert_close(value, first_step[1][key], rtol=1e-3, atol=1e-4, msg=key)
+    memories = [k for k in final[1] if k.startswith(("memory.", "dictionary."))]
+    assert memories
+    for key in memories:  # CRD's banks, CoCoRD's queue
+        torch.testing.assert_close(final[2][key], final[1][key], rtol=1e-4, atol=1e-5, msg=key)
+    assert len(losses[1]) == len(losses[2]) == 3
+    for one, two in zip(losses[1], losses[2], strict=True):
+        assert one.keys() == two.keys()
+        for name in one:
+            assert two[name] == pytest.approx(one[name], rel=1e-4), name
