@@ -36,6 +36,28 @@ def test_more_bad_inputs(cifar100_slice, tmp_path, opts, message):
     assert not (tmp_path / "out" / "last_checkpoint").exists()
 
 
+@pytest.mark.parametrize(
+    ("method", "key", "name"),
+    [
+        ("cocord", "DISTILLER.COCORD.DICTIONARY", "key_queu"),
+        ("crd", "DISTILLER.CRD.MEMORY", "bank"),
+    ],
+)
+def test_unknown_memory_name(cifar100_slice, random_teacher, tmp_path, method, key, name):
+    opts = {
+        "DISTILLER.NAME": method,
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        key: name,
+    }
+    result = train_net(*tiny_run_opts(cifar100_slice, tmp_path / "out", **opts))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last_line(result) == (
+        f"kdzoo: error: Unknown memory '{name}'; registered names are: key_queue, momentum_bank"
+    )
+    assert not (tmp_path / "out" / "last_checkpoint").exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
 def test_unwritable_output_dir(cifar100_slice, tmp_path):
     locked = tmp_path / "locked"

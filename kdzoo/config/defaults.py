@@ -61,6 +61,10 @@ _C.DISTILLER.CRD.FEAT_DIM = 128
 # Negatives per anchor, K.
 _C.DISTILLER.CRD.NUM_NEGATIVES = 16384
 _C.DISTILLER.CRD.TEMPERATURE = 0.07
+# The bank of every training sample's two embeddings: a name in MEMORY_REGISTRY, built as
+# MEMORY(num_samples=N, dim=FEAT_DIM, momentum=MEMORY_MOMENTUM) (a user's memory registered under
+# another name must offer momentum_bank's interface).
+_C.DISTILLER.CRD.MEMORY = "momentum_bank"
 # Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
 _C.DISTILLER.CRD.MEMORY_MOMENTUM = 0.5
 # "exact": the positive is the anchor itself, negatives from other classes. "relax": the positive
@@ -82,6 +86,9 @@ _C.DISTILLER.COCORD.PROJ_DIM = 2048
 _C.DISTILLER.COCORD.PROJ_HIDDEN = 2048
 # Predictor h_s: Linear(PROJ_DIM, PRED_HIDDEN) -> BN -> ReLU -> Linear(., PROJ_DIM).
 _C.DISTILLER.COCORD.PRED_HIDDEN = 512
+# The teacher dictionary: a name in MEMORY_REGISTRY, built as DICTIONARY(size=QUEUE_SIZE,
+# dim=PROJ_DIM); its `keys` [QUEUE_SIZE, PROJ_DIM] are the negatives of L_ctr.
+_C.DISTILLER.COCORD.DICTIONARY = "key_queue"
 # N, the size of the teacher dictionary (65536 on ImageNet). Must be >= SOLVER.IMS_PER_BATCH.
 _C.DISTILLER.COCORD.QUEUE_SIZE = 2048
 # tau of InfoNCE (0.07 on ImageNet).
@@ -112,6 +119,8 @@ _C.DISTILLER.WCORD.FEAT_DIM = 128
 # GCKT: negatives per anchor, K, drawn as CRD draws them (MODE "exact" or "relax").
 _C.DISTILLER.WCORD.NUM_NEGATIVES = 16384
 _C.DISTILLER.WCORD.MODE = "exact"
+# The bank, as DISTILLER.CRD.MEMORY.
+_C.DISTILLER.WCORD.MEMORY = "momentum_bank"
 # Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
 _C.DISTILLER.WCORD.MEMORY_MOMENTUM = 0.5
 # GCKT objective on the critic scores g: "infonce" (-log softmax of g / TEMPERATURE at the

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdzoo.losses import InfoNCELoss, KDLoss, NormalizedMSELoss
-from kdzoo.memory import KeyQueue
+from kdzoo.memory import build_memory
 from kdzoo.modeling import MLPHead, probe_backbone
 from kdzoo.utils.errors import ConfigError
 
@@ -84,7 +84,7 @@ class CoCoRD(Distiller):
         if self.uses_slow_student:
             self.slow_student = _frozen_copy(student)
             self.slow_head = _frozen_copy(self.student_head)
-        self.dictionary = KeyQueue(opts.QUEUE_SIZE, opts.PROJ_DIM)
+        self.dictionary = build_memory(opts.DICTIONARY, size=opts.QUEUE_SIZE, dim=opts.PROJ_DIM)
 
         self.info_nce = InfoNCELoss(opts.TEMPERATURE)
         self.prediction_loss = NormalizedMSELoss()

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.memory import ClassAwareSampler, MomentumMemoryBank
+from kdzoo.memory import ClassAwareSampler, build_memory
 from kdzoo.modeling import probe_backbone
 
 from .base import Distiller
@@ -26,8 +26,8 @@ class MemoryBankDistiller(Distiller):
     """A distiller that contrasts ``v_s = Embed_s(student features)`` and ``v_t = Embed_t(teacher
     features)`` with bank rows of other samples.
 
-    ``opts`` is the method's config node, with ``FEAT_DIM``, ``NUM_NEGATIVES``, ``MODE`` and
-    ``MEMORY_MOMENTUM``. The bank (``[2, N, FEAT_DIM]``) and the sampler are sized by
+    ``opts`` is the method's config node, with ``FEAT_DIM``, ``NUM_NEGATIVES``, ``MODE``,
+    ``MEMORY`` and ``MEMORY_MOMENTUM``. The bank (``[2, N, FEAT_DIM]``) and the sampler are sized by
     :meth:`bind_dataset`; subclasses push ``[v_s, v_t]`` to ``self.memory`` in their losses.
     """
 
@@ -41,7 +41,12 @@ class MemoryBankDistiller(Distiller):
     def bind_dataset(self, labels: torch.Tensor) -> None:
         """Size the banks and the sampler to the training set (``labels``: ``[N]``)."""
         opts = self.opts
-        self.memory = MomentumMemoryBank(len(labels), opts.FEAT_DIM, opts.MEMORY_MOMENTUM)
+        self.memory = build_memory(
+            opts.MEMORY,
+            num_samples=len(labels),
+            dim=opts.FEAT_DIM,
+            momentum=opts.MEMORY_MOMENTUM,
+        )
         self.sampler = ClassAwareSampler(labels, opts.NUM_NEGATIVES, opts.MODE, seed=self.seed)
 
     def embed(self, batch: dict) -> tuple[dict, dict, torch.Tensor, torch.Tensor, torch.Tensor]:
