@@ -4,7 +4,12 @@ import json
 import subprocess
 import sys
 
+import torch
 from conftest import REPO_ROOT
+from torch.utils.flop_counter import FlopCounterMode
+
+from kdzoo.benchmarks.roofline import step_flops
+from kdzoo.benchmarks.training import build_trainer
 
 
 def test_quick_benchmark_writes_json(tmp_path):
@@ -24,3 +29,20 @@ def test_quick_benchmark_writes_json(tmp_path):
     assert results["training"]["throughput"]["kd/fp32"] > 0
     assert results["step_overhead"]["ratio"] > 0
     assert "CIFAR augmentation" in done.stdout and "CRD criterion" in done.stdout
+    training = results["training"]
+    assert training["peak_gflops"]["fp32"] > 0 and training["peak_gflops"]["bf16"] > 0
+    assert training["gflop_per_image"]["kd"] > 0
+
+
+def test_step_flops_count_every_pass(tmp_path):
+    """A KD step computes the teacher's forward and the student's forward and backward."""
+    trainer = build_trainer("kd", ("resnet32x4", "resnet8x4"), str(tmp_path))
+    x = torch.randn(64, 3, 32, 32)
+    forward = {}
+    for name in ("teacher", "student"):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            getattr(trainer.distiller, name)(x)
+        forward[name] = counter.get_total_flops()
+    # Backward costs two forwards, less the input gradient of the first convolution.
+    upper = forward["teacher"] + 3 * forward["student"]
+    assert 0.97 * upper < step_flops(trainer) <= upper

@@ -3,7 +3,9 @@
 Every run is a real :class:`~kdzoo.engine.Trainer` built from the method's CIFAR-100 config for the
 pair (random weights, the ``synthetic`` dataset of 50,000 random 32x32 images, batch 64), stepping
 through the whole engine: loader, on-device augmentation, distiller, backward, optimizer, and the
-hooks (EMA, queue, lr, writers). Images/s is measured after warm-up steps.
+hooks (EMA, queue, lr, writers). Images/s is measured after warm-up steps, and set against the
+compute roof of each method's step (:mod:`.roofline`): the FLOPs it makes per image and the
+machine's peak rate in fp32 and bf16.
 """
 
 import os
@@ -18,6 +20,8 @@ from kdzoo.engine import Trainer
 from kdzoo.model_zoo.model_zoo import REPO_ROOT
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.events import EventStorage
+
+from .roofline import peak_gflops, step_flops
 
 PAIR = ("resnet32x4", "resnet8x4")
 METHODS = ("vanilla", "kd", "crd", "cocord", "wcord")
@@ -45,10 +49,9 @@ def build_trainer(
         "LOG_PERIOD": _NEVER,
         "SOLVER.AMP.ENABLED": amp,
         "MODEL.CHANNELS_LAST": channels_last,
-        "OUTPUT_DIR": os.path.join(workdir, f"{method}-{amp}-{channels_last}"),
+        "OUTPUT_DIR": tempfile.mkdtemp(prefix=f"{method}-", dir=workdir),
     }
     cfg.merge_from_list([item for kv in overrides.items() for item in kv])
-    os.makedirs(cfg.OUTPUT_DIR)
     return Trainer(cfg)
 
 
@@ -76,9 +79,20 @@ def run(device: torch.device, quick: bool) -> dict:
     )
     if quick:
         methods = ["kd"]
-    results = {"pair": list(PAIR), "throughput": {}}
+    results = {
+        "pair": list(PAIR),
+        "throughput": {},
+        "peak_gflops": {
+            "fp32": peak_gflops(device, torch.float32),
+            "bf16": peak_gflops(device, torch.bfloat16),
+        },
+        "gflop_per_image": {},
+    }
     with tempfile.TemporaryDirectory() as workdir:
         for method in methods:
+            counted = build_trainer(method, PAIR, workdir)
+            results["gflop_per_image"][method] = step_flops(counted) / 64 / 1e9
+            del counted
             for amp, channels_last in variants:
                 trainer = build_trainer(method, PAIR, workdir, amp, channels_last)
                 seconds = time_steps(trainer, warmup, steps)
@@ -88,11 +102,23 @@ def run(device: torch.device, quick: bool) -> dict:
     return results
 
 
+def compute_bound(results: dict, key: str) -> float:
+    """The images/s of ``key`` ("method/precision[/channels_last]") at the machine's peak."""
+    method, precision = key.split("/")[:2]
+    return results["peak_gflops"][precision] / results["gflop_per_image"][method]
+
+
 def table(results: dict) -> tuple[str, list[str], list[list]]:
-    rows = [[key, f"{rate:.1f}"] for key, rate in results["throughput"].items()]
+    rows = []
+    for key, rate in results["throughput"].items():
+        bound = compute_bound(results, key)
+        gflop = results["gflop_per_image"][key.split("/")[0]]
+        rows.append([key, f"{rate:.1f}", f"{gflop:.2f}", f"{bound:.1f}", f"{rate / bound:.0%}"])
     teacher, student = results["pair"]
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in results["peak_gflops"].items())
     return (
-        f"Training throughput, {teacher} -> {student}, batch 64, full engine step",
-        ["method/precision", "images/s"],
+        f"Training throughput, {teacher} -> {student}, batch 64, full engine step "
+        f"(peak GFLOP/s: {peaks})",
+        ["method/precision", "images/s", "GFLOP/image", "compute bound", "of bound"],
         rows,
     )
