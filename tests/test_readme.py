@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -67,3 +68,10 @@ def test_quickstart_prints_the_three_accuracies():
     teacher_top1 = float(rows[0][1])
     assert teacher_top1 > 99.0  # the model_zoo teacher, as recorded in its metrics.json
     assert all(50.0 < float(top1) <= 100.0 for _, top1 in rows)  # the students learned
+
+
+def test_sweep_example_is_the_shipped_sweep_file():
+    shipped = REPO_ROOT / "sweeps" / "cifar100" / "cocord" / "momenta.yaml"
+    assert yaml.safe_load(code_block(f"# {shipped.relative_to(REPO_ROOT)}")) == yaml.safe_load(
+        shipped.read_text()
+    )
