@@ -48,15 +48,7 @@ def load_yaml_with_base(filename: str) -> dict[str, Any]:
     ``_BASE_`` is a path relative to the file that names it (or absolute), or a list of such paths
     merged in order.
     """
-    if not os.path.isfile(filename):
-        raise ConfigError(f"config file not found: {filename}")
-    with open(filename) as f:
-        try:
-            cfg = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{filename}: not valid YAML ({_message(e)})") from None
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{filename}: a config file must be a mapping of keys to values")
+    cfg = read_yaml_mapping(filename)
     bases = cfg.pop(BASE_KEY, None)
     if bases is None:
         return cfg
@@ -68,6 +60,21 @@ def load_yaml_with_base(filename: str) -> dict[str, Any]:
         _merge_dicts(load_yaml_with_base(path), merged)
     _merge_dicts(cfg, merged)
     return merged
+
+
+def read_yaml_mapping(filename: str | os.PathLike, kind: str = "config file") -> dict[str, Any]:
+    """The mapping a YAML file holds, with one-line errors (naming ``kind``) for a missing file,
+    invalid YAML or anything but a mapping."""
+    if not os.path.isfile(filename):
+        raise ConfigError(f"{kind} not found: {filename}")
+    with open(filename) as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{filename}: not valid YAML ({_message(e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}: a {kind} must be a mapping of keys to values")
+    return data
 
 
 def _merge_dicts(src: dict, dst: dict) -> None:

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kdzoo.utils.errors import ConfigError
 
 from . import get_cfg
-from .config import CfgNode
+from .config import CfgNode, read_yaml_mapping
 
 _SWEEP_KEYS = {"config", "runs", "grid"}
 
@@ -69,15 +67,9 @@ def load_sweep(path: str | os.PathLike, seeds: list[int] | tuple[int, ...] = ())
     """Parse and expand a sweep file (see the module docstring); ``seeds`` adds a last grid
     axis, ``SEED``, so every run is repeated once per seed."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file not found: {path}")
-    with open(path) as f:
-        try:
-            spec = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-    if not isinstance(spec, dict) or "config" not in spec:
-        raise ConfigError(f"{path}: a sweep file is a mapping with a 'config' key")
+    spec = read_yaml_mapping(path, kind="sweep file")
+    if "config" not in spec:
+        raise ConfigError(f"{path}: a sweep file needs a 'config' key (the config file it varies)")
     unknown = set(spec) - _SWEEP_KEYS
     if unknown:
         raise ConfigError(

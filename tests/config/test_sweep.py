@@ -79,7 +79,8 @@ def test_command_line_strings_give_the_same_config(tmp_path, base_config):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("grid:\n  SEED: [1]\n", "a mapping with a 'config' key"),
+        ("grid:\n  SEED: [1]\n", "a sweep file needs a 'config' key"),
+        ("- a list\n", "a sweep file must be a mapping"),
         ("config: base.yaml\nseeds: [1]\n", r"unknown sweep keys \['seeds'\]"),
         ("config: base.yaml\ngrid:\n  SEED: []\n", "non-empty lists"),
         ("config: base.yaml\nruns:\n  a: 1\n", "run names to"),
