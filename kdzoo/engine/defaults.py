@@ -300,13 +300,16 @@ class Trainer(DistillTrainer):
             hooks.QueueHook(self.distiller),
             hooks.LRScheduler(self.optimizer, self.scheduler),
             hooks.EvalHook(eval_period, self.evaluate),
+            # Metrics before the checkpoint: a run killed between the two resumes from the
+            # previous checkpoint, drops the lines past it and writes them again. The other order
+            # would lose the line of a checkpointed iteration.
+            hooks.PeriodicWriter(writers, cfg.LOG_PERIOD),
             hooks.PeriodicCheckpointer(
                 self.checkpointer,
                 cfg.SOLVER.CHECKPOINT_PERIOD,
                 cfg.SOLVER.CHECKPOINT_KEEP,
                 self.extra_state,
             ),
-            hooks.PeriodicWriter(writers, cfg.LOG_PERIOD),
         ]
 
     def evaluate(self) -> dict[str, float]:
