@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Tabulate the results of kdzoo runs: method, teacher, student, iterations, last and best top-1.
+"""Tabulate kdzoo runs: method, teacher, student, seed, iterations, last and best top-1.
 
     python tools/collect_results.py output/cifar100/*/* [--markdown]
 

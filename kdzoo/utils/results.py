@@ -48,7 +48,7 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 def summarize_run(run_dir: str | Path) -> dict:
-    """Method, models, iterations trained and the last and best test top-1 (%) of one run.
+    """Method, models, seed, iterations trained and the last and best test top-1 (%) of one run.
 
     ``iterations`` counts from 1 (the engine logs 0-based iterations); ``teacher`` is ``None`` for
     runs without one, and a top-1 is ``None`` when the run has not been evaluated yet. The best is
@@ -65,6 +65,7 @@ def summarize_run(run_dir: str | Path) -> dict:
         "distiller": cfg.get("DISTILLER", {}).get("NAME", ""),
         "teacher": model.get("TEACHER", {}).get("NAME") or None,  # vanilla runs have none
         "student": model.get("STUDENT", {}).get("NAME", ""),
+        "seed": cfg.get("SEED"),
         "iterations": max(iterations) + 1 if iterations else 0,
         "last_top1": top1[-1] if top1 else None,
         "best_top1": max(top1) if top1 else None,

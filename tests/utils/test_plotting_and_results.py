@@ -22,6 +22,7 @@ def write_run(root: Path, name: str, method: str, teacher: str, top1: list[float
     cfg = {
         "DISTILLER": {"NAME": method},
         "MODEL": {"TEACHER": {"NAME": teacher, "WEIGHTS": ""}, "STUDENT": {"NAME": "resnet8"}},
+        "SEED": 7,
     }
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     evals = iter(top1)
@@ -61,6 +62,7 @@ def test_summarize_run(runs):
         "distiller": "vanilla",
         "teacher": None,
         "student": "resnet8",
+        "seed": 7,
         "iterations": 10,
         "last_top1": 35.5,
         "best_top1": 40.0,
@@ -92,12 +94,29 @@ def test_collect_results_markdown(runs):
     done = run_tool("collect_results.py", *map(str, runs), "--markdown")
     assert done.returncode == 0, done.stderr
     header, separator, *body = done.stdout.strip().splitlines()
-    columns = ["run", "distiller", "teacher", "student", "iterations", "last_top1", "best_top1"]
+    columns = [
+        "run",
+        "distiller",
+        "teacher",
+        "student",
+        "seed",
+        "iterations",
+        "last_top1",
+        "best_top1",
+    ]
     assert markdown_cells(header) == columns
     assert set(separator) <= set("|-: ")  # the GitHub separator line
     rows = {cells[0]: cells for cells in map(markdown_cells, body)}
-    assert rows["resnet8_vanilla"][1:] == ["vanilla", "-", "resnet8", "10", "35.50", "40.00"]
-    assert rows["resnet32_resnet8_kd"][1:] == ["kd", "resnet32", "resnet8", "10", "47.25", "47.25"]
+    assert rows["resnet8_vanilla"][1:] == ["vanilla", "-", "resnet8", "7", "10", "35.50", "40.00"]
+    assert rows["resnet32_resnet8_kd"][1:] == [
+        "kd",
+        "resnet32",
+        "resnet8",
+        "7",
+        "10",
+        "47.25",
+        "47.25",
+    ]
 
 
 def test_collect_results_reports_a_missing_run(tmp_path):
