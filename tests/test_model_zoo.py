@@ -41,17 +41,19 @@ def test_get_config_merges_the_file_and_its_base():
     cfg.SOLVER.MAX_ITER = 5  # not frozen: callers override keys
 
 
-def test_checkpoint_matches_its_sha256_and_loads(manifest):
-    path = Path(model_zoo.get_checkpoint_url(DIGITS))
-    assert path.is_absolute()
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest[DIGITS]["sha256"]
-    cfg = model_zoo.get_config(DIGITS)
-    load_backbone_weights(build_backbone(cfg.MODEL.STUDENT.NAME, cfg.MODEL.NUM_CLASSES), path)
+def test_checkpoints_match_their_sha256_and_load(manifest):
+    for name, entry in manifest.items():
+        path = Path(model_zoo.get_checkpoint_url(name))
+        assert path.is_absolute()
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], name
+        cfg = model_zoo.get_config(name)
+        load_backbone_weights(build_backbone(cfg.MODEL.STUDENT.NAME, cfg.MODEL.NUM_CLASSES), path)
 
 
 def test_measured_top1_is_the_runs_last_evaluation(manifest):
-    run_dir = Path(model_zoo.get_checkpoint_url(DIGITS)).parent
-    assert manifest[DIGITS]["top1"] == round(summarize_run(run_dir)["last_top1"], 2)
+    for name, entry in manifest.items():
+        run_dir = Path(model_zoo.get_checkpoint_url(name)).parent
+        assert entry["top1"] == round(summarize_run(run_dir)["last_top1"], 2), name
 
 
 def test_every_entry_is_complete(manifest):
