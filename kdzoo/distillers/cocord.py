@@ -21,6 +21,9 @@ Ablation switches (``DISTILLER.COCORD``): ``DICTIONARY_ENCODER`` ("teacher" or "
 encoder whose keys fill the dictionary, and whose key of ``x_t`` is the positive),
 ``PREDICTION_TARGET`` ("slow_student", "teacher" or "none": who encodes the views for L_pred),
 ``SYMMETRIC_PRED`` (False on ImageNet: L_pred one way only), the momenta, tau, N and the weights.
+Modules an ablation leaves without a role (the predictor without L_pred, the slow student when
+neither switch names it) are not built. ``DICTIONARY`` names the dictionary's memory module in
+``MEMORY_REGISTRY`` (``key_queue``), so a user's variant can replace it from a config.
 """
 
 import copy
