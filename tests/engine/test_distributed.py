@@ -41,23 +41,18 @@ def test_a_random_seed_is_the_same_on_every_rank(tmp_path):
     assert len(seeds) == 1 and int(seeds.pop()) >= 0
 
 
-EQUIVALENCE_OPTS = {
-    "crd": {"DISTILLER.CRD.NUM_NEGATIVES": 256},
-    "cocord": {
-        "DISTILLER.COCORD.PROJ_DIM": 64,
-        "DISTILLER.COCORD.PROJ_HIDDEN": 64,
-        "DISTILLER.COCORD.PRED_HIDDEN": 32,
-        "DISTILLER.COCORD.QUEUE_SIZE": 100,
-    },
+SMALL_COCORD = {
+    "DISTILLER.NAME": "cocord",
+    "DISTILLER.COCORD.PROJ_DIM": 64,
+    "DISTILLER.COCORD.PROJ_HIDDEN": 64,
+    "DISTILLER.COCORD.PRED_HIDDEN": 32,
+    "DISTILLER.COCORD.QUEUE_SIZE": 100,
 }
-
-
-# (method, extra options) for each case.
 EQUIVALENCE_CASES = {
-    "crd": ("crd", {}),
-    "cocord": ("cocord", {}),
+    "crd": {"DISTILLER.NAME": "crd", "DISTILLER.CRD.NUM_NEGATIVES": 256},
+    "cocord": SMALL_COCORD,
     # No predictor then: once a parameter without gradients, which stalled DDP's reduction.
-    "cocord_without_prediction": ("cocord", {"DISTILLER.COCORD.PREDICTION_TARGET": "none"}),
+    "cocord_without_prediction": {**SMALL_COCORD, "DISTILLER.COCORD.PREDICTION_TARGET": "none"},
 }
 
 
@@ -76,9 +71,7 @@ def test_two_processes_with_sync_bn_equal_one_process(
     than one and two processes (3e-5 after one step, 1e-3 after three). NCHW here, whose sums
     agree best; the weights after three steps are not compared.
     """
-    method, extra = EQUIVALENCE_CASES[case]
     opts = {
-        "DISTILLER.NAME": method,
         "MODEL.CHANNELS_LAST": False,
         "MODEL.TEACHER.NAME": "resnet8",
         "MODEL.TEACHER.WEIGHTS": random_teacher,
@@ -86,8 +79,7 @@ def test_two_processes_with_sync_bn_equal_one_process(
         "SOLVER.MAX_ITER": 3,
         "SOLVER.CHECKPOINT_PERIOD": 1,
         "LOG_PERIOD": 1,
-        **EQUIVALENCE_OPTS[method],
-        **extra,
+        **EQUIVALENCE_CASES[case],
     }
     first_step, final, losses = {}, {}, {}
     for processes in (1, 2):
