@@ -8,7 +8,7 @@ object per line; training lines carry ``iteration``, the losses and ``lr``, eval
 import json
 from pathlib import Path
 
-import yaml
+from kdzoo.config.config import read_yaml_mapping
 
 from .errors import KdzooError
 
@@ -37,14 +37,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise KdzooError(f"no config.yaml in {run_dir}")
-    with open(path) as f:
-        try:
-            cfg = yaml.safe_load(f)
-        except yaml.YAMLError:
-            raise KdzooError(f"{path}: not valid YAML") from None
-    if not isinstance(cfg, dict):
-        raise KdzooError(f"{path}: a config must be a mapping of keys to values")
-    return cfg
+    return read_yaml_mapping(path, kind="run config")
 
 
 def summarize_run(run_dir: str | Path) -> dict:
