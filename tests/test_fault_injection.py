@@ -5,16 +5,20 @@ the same metrics, and never an unreadable checkpoint."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
+
+pytestmark = pytest.mark.reliability
 
 OPTS = {
     "DISTILLER.NAME": "cocord",
@@ -31,12 +35,13 @@ OPTS = {
 }
 
 
-def command(data_root: Path, out: Path, teacher: Path, resume: bool) -> list[str]:
+def command(data_root: Path, out: Path, teacher: Path, resume: bool, *flags: str) -> list[str]:
     opts = tiny_run_opts(data_root, out, **OPTS, **{"MODEL.TEACHER.WEIGHTS": teacher})
     return [
         sys.executable,
         str(REPO_ROOT / "tools" / "train_net.py"),
         *(["--resume"] if resume else []),
+        *flags,
         *opts,
     ]
 
@@ -45,6 +50,16 @@ def logged(out: Path) -> int:
     """How many iterations the run in ``out`` has logged so far (one metrics line each)."""
     path = out / "metrics.json"
     return path.read_text().count("\n") if path.exists() else 0
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The processes ``--num-gpus`` spawned under ``parent`` (not multiprocessing's helpers)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return sorted(
+        int(pid)
+        for pid in children
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not the resource tracker
+    )
 
 
 def lines(out: Path) -> list[dict]:
@@ -109,3 +124,57 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(cifar100_slice, random_te
     # CHECKPOINT_KEEP holds across resumes: only the newest 3 periodic checkpoints remain.
     periodic = sorted(p.name for p in killed.glob("model_0*.pth"))
     assert periodic == ["model_0000012.pth", "model_0000013.pth", "model_0000014.pth"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks through /proc")
+def test_a_killed_rank_stops_the_job_and_resume_finishes_it(
+    cifar100_slice, random_teacher, tmp_path
+):
+    """2 Gloo processes (``--num-gpus 2``): SIGKILL one rank mid-run. The launcher ends the other
+    rank and exits non-zero instead of hanging in a collective; the checkpoint it names loads; and
+    ``--resume`` finishes a run bit-identical to one that was never interrupted."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two_ranks = ("--num-gpus", "2", "SOLVER.MAX_ITER", "8")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for out, resume in ((straight, False), (killed, False), (killed, True)):
+        process = subprocess.Popen(
+            command(cifar100_slice, out, random_teacher, resume, *two_ranks),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if out == killed and not resume:
+            while process.poll() is None and logged(killed) < 3:
+                time.sleep(0.02)
+            ranks = worker_pids(process.pid)
+            assert len(ranks) == 2, ranks
+            os.kill(ranks[-1], signal.SIGKILL)  # spawned second: local rank 1
+            _, stderr = process.communicate(timeout=120)  # not a hang in Gloo
+            assert process.returncode == 1
+            assert (
+                stderr.strip()
+                .splitlines()[-1]
+                .startswith(
+                    f"kdzoo: error: local process 1 (pid {ranks[-1]}) was killed by SIGKILL"
+                )
+            ), stderr[-2000:]
+            assert not any(Path(f"/proc/{pid}").exists() for pid in ranks), (
+                "a rank outlived the job"
+            )
+            marker = killed / "last_checkpoint"
+            load_file(str(killed / marker.read_text().strip()))
+            assert not (killed / "model_final.pth").exists()
+            continue
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-2000:]
+
+    starts = re.findall(r"Starting training from iteration (\d+)", (killed / "log.txt").read_text())
+    assert starts[0] == "0" and int(starts[-1]) > 0  # the second attempt resumed
+    a = load_file(str(straight / "model_final.pth"))
+    b = load_file(str(killed / "model_final.pth"))
+    assert len(a["rng"]) == len(b["rng"]) == 2
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:  # student, heads, predictor, slow student, teacher dictionary
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert lines(killed) == lines(straight)

@@ -97,4 +97,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             args=(args,),
         )
     except mp.ProcessExitedException as e:
-        sys.exit(e.exit_code or 1)
+        if e.signal_name is None:  # a rank exited with an error it has already reported
+            sys.exit(e.exit_code or 1)
+        # The launcher has stopped the other ranks; nothing is written after the last checkpoint.
+        print(
+            f"kdzoo: error: local process {e.error_index} (pid {e.error_pid}) was killed by "
+            f"{e.signal_name}, so the job stopped; --resume continues it from the last checkpoint",
+            file=sys.stderr,
+        )
+        sys.exit(1)
