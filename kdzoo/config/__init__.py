@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from .config import CfgNode, load_yaml_with_base
+from .config import CfgNode, load_yaml_with_base, require_choice
 from .defaults import _C
 
 
@@ -23,4 +23,4 @@ def add_config(updater: Callable[[CfgNode], None]) -> Callable[[CfgNode], None]:
     return updater
 
 
-__all__ = ["CfgNode", "add_config", "get_cfg", "load_yaml_with_base"]
+__all__ = ["CfgNode", "add_config", "get_cfg", "load_yaml_with_base", "require_choice"]

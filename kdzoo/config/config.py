@@ -3,6 +3,7 @@
 import copy
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -75,6 +76,12 @@ def read_yaml_mapping(filename: str | os.PathLike, kind: str = "config file") ->
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}: a {kind} must be a mapping of keys to values")
     return data
+
+
+def require_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    """Refuse, in one line naming the config ``key``, a ``value`` that is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _merge_dicts(src: dict, dst: dict) -> None:

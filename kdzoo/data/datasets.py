@@ -73,9 +73,10 @@ def build_cifar100(cfg, train: bool) -> InMemoryDataset:
     try:
         tv = CIFAR100(root, train=train, download=cfg.DATASETS.DOWNLOAD)
     except RuntimeError as e:
-        raise DataError(
-            f"CIFAR-100 not found in {root!r} (no cifar100.npz there either): {e}"
-        ) from None
+        where = f"CIFAR-100 not found in {root!r} (neither cifar100.npz nor cifar-100-python/)"
+        if not cfg.DATASETS.DOWNLOAD:
+            raise DataError(f"{where}; DATASETS.DOWNLOAD True fetches it") from None
+        raise DataError(f"{where}, and downloading it failed: {e}") from None
     images = torch.from_numpy(tv.data).permute(0, 3, 1, 2)
     return InMemoryDataset(images, torch.tensor(tv.targets), tv.classes)
 

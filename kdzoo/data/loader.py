@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from kdzoo.utils import comm
+from kdzoo.utils.errors import ConfigError
 
 from .datasets import InMemoryDataset
 
@@ -41,12 +42,15 @@ class TrainLoader:
     ) -> None:
         world_size = comm.get_world_size()
         if global_batch_size % world_size:
-            raise ValueError(
+            raise ConfigError(
                 f"SOLVER.IMS_PER_BATCH={global_batch_size} does not divide "
                 f"into {world_size} processes"
             )
         if len(dataset) < global_batch_size:
-            raise ValueError(f"dataset of {len(dataset)} images is smaller than one batch")
+            raise ConfigError(
+                f"SOLVER.IMS_PER_BATCH={global_batch_size} is more than the dataset's "
+                f"{len(dataset)} training images"
+            )
         self.dataset = dataset
         self.global_batch_size = global_batch_size
         self.batch_size = global_batch_size // world_size

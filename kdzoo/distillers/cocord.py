@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdzoo.config import require_choice
 from kdzoo.losses import InfoNCELoss, KDLoss, NormalizedMSELoss
 from kdzoo.memory import build_memory
 from kdzoo.modeling import MLPHead, probe_backbone
@@ -57,10 +58,8 @@ class CoCoRD(Distiller):
     def __init__(self, cfg, student: nn.Module, teacher: nn.Module) -> None:
         super().__init__(student, teacher)
         opts = cfg.DISTILLER.COCORD
-        if opts.DICTIONARY_ENCODER not in _ENCODERS:
-            raise ConfigError(f"DISTILLER.COCORD.DICTIONARY_ENCODER must be one of {_ENCODERS}")
-        if opts.PREDICTION_TARGET not in _TARGETS:
-            raise ConfigError(f"DISTILLER.COCORD.PREDICTION_TARGET must be one of {_TARGETS}")
+        require_choice("DISTILLER.COCORD.DICTIONARY_ENCODER", opts.DICTIONARY_ENCODER, _ENCODERS)
+        require_choice("DISTILLER.COCORD.PREDICTION_TARGET", opts.PREDICTION_TARGET, _TARGETS)
         if opts.QUEUE_SIZE < cfg.SOLVER.IMS_PER_BATCH:
             raise ConfigError(
                 f"DISTILLER.COCORD.QUEUE_SIZE ({opts.QUEUE_SIZE}) is smaller than the global batch "

@@ -24,7 +24,7 @@ class CRD(MemoryBankDistiller):
     """CRD and CRD+KD (``DISTILLER.CRD.KD_WEIGHT > 0``). Options under ``DISTILLER.CRD``."""
 
     def __init__(self, cfg, student: nn.Module, teacher: nn.Module) -> None:
-        super().__init__(cfg, student, teacher, cfg.DISTILLER.CRD)
+        super().__init__(cfg, student, teacher, "CRD")
         self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
 
     def bind_dataset(self, labels: torch.Tensor) -> None:

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.memory import ClassAwareSampler, build_memory
+from kdzoo.config import require_choice
+from kdzoo.memory import SAMPLING_MODES, ClassAwareSampler, build_memory
 from kdzoo.modeling import probe_backbone
 
 from .base import Distiller
@@ -26,13 +27,16 @@ class MemoryBankDistiller(Distiller):
     """A distiller that contrasts ``v_s = Embed_s(student features)`` and ``v_t = Embed_t(teacher
     features)`` with bank rows of other samples.
 
-    ``opts`` is the method's config node, with ``FEAT_DIM``, ``NUM_NEGATIVES``, ``MODE``,
-    ``MEMORY`` and ``MEMORY_MOMENTUM``. The bank (``[2, N, FEAT_DIM]``) and the sampler are sized by
-    :meth:`bind_dataset`; subclasses push ``[v_s, v_t]`` to ``self.memory`` in their losses.
+    ``opts_name`` names the method's config node, ``DISTILLER.<opts_name>``, with ``FEAT_DIM``,
+    ``NUM_NEGATIVES``, ``MODE``, ``MEMORY`` and ``MEMORY_MOMENTUM``. The bank
+    (``[2, N, FEAT_DIM]``) and the sampler are sized by :meth:`bind_dataset`; subclasses push
+    ``[v_s, v_t]`` to ``self.memory`` in their losses.
     """
 
-    def __init__(self, cfg, student: nn.Module, teacher: nn.Module, opts) -> None:
+    def __init__(self, cfg, student: nn.Module, teacher: nn.Module, opts_name: str) -> None:
         super().__init__(student, teacher)
+        opts = cfg.DISTILLER[opts_name]
+        require_choice(f"DISTILLER.{opts_name}.MODE", opts.MODE, SAMPLING_MODES)
         self.embed_student = Embed(probe_backbone(student).embedding, opts.FEAT_DIM)
         self.embed_teacher = Embed(probe_backbone(teacher).embedding, opts.FEAT_DIM)
         self.opts = opts

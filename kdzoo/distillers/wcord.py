@@ -36,12 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from kdzoo.config import require_choice
 from kdzoo.losses import KDLoss, SinkhornOTLoss, WassersteinCriticLoss
 from kdzoo.losses.optimal_transport import COSTS
 from kdzoo.losses.wasserstein import CRITIC_INPUTS, CRITICS, LIPSCHITZ, OBJECTIVES
 from kdzoo.memory.bank import STUDENT, TEACHER
 from kdzoo.utils import comm
-from kdzoo.utils.errors import ConfigError
 
 from .build import DISTILLER_REGISTRY
 from .memory_bank import MemoryBankDistiller
@@ -58,11 +58,6 @@ def _global_batch(local: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _require_choice(opts, key: str, choices: tuple[str, ...]) -> None:
-    if opts[key] not in choices:
-        raise ConfigError(f"DISTILLER.WCORD.{key} must be one of {choices}, not {opts[key]!r}")
-
-
 @DISTILLER_REGISTRY.register("wcord")
 class WCoRD(MemoryBankDistiller):
     """WCoRD and WCoRD+KD (``DISTILLER.WCORD.KD_WEIGHT > 0``). Options under ``DISTILLER.WCORD``."""
@@ -76,8 +71,8 @@ class WCoRD(MemoryBankDistiller):
             ("OBJECTIVE", OBJECTIVES),
             ("OT_COST", COSTS),
         ):
-            _require_choice(opts, key, choices)
-        super().__init__(cfg, student, teacher, opts)
+            require_choice(f"DISTILLER.WCORD.{key}", opts[key], choices)
+        super().__init__(cfg, student, teacher, "WCORD")
         self.gckt = WassersteinCriticLoss(
             opts.FEAT_DIM,
             critic=opts.CRITIC,

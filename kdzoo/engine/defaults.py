@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from kdzoo.checkpoint import Checkpointer, is_torchvision_weight_name, load_backbone_weights
-from kdzoo.config import CfgNode, get_cfg
+from kdzoo.config import CfgNode, get_cfg, require_choice
 from kdzoo.data import BatchAugmentation, TrainLoader, build_dataset, iterate_test_batches
 from kdzoo.distillers import DISTILLER_REGISTRY, build_distiller
 from kdzoo.evaluation import evaluate_classifier
@@ -70,12 +70,8 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     cfg.merge_from_list(args.opts)
     if cfg.SEED < 0:
         cfg.SEED = _draw_shared_seed()
-    if cfg.SOLVER.AMP.DTYPE not in _AMP_DTYPES:
-        raise ConfigError(
-            f"SOLVER.AMP.DTYPE must be one of {sorted(_AMP_DTYPES)}, not {cfg.SOLVER.AMP.DTYPE!r}"
-        )
-    if cfg.MODEL.DEVICE not in ("cpu", "cuda"):
-        raise ConfigError(f"MODEL.DEVICE must be 'cpu' or 'cuda', not {cfg.MODEL.DEVICE!r}")
+    require_choice("SOLVER.AMP.DTYPE", cfg.SOLVER.AMP.DTYPE, sorted(_AMP_DTYPES))
+    require_choice("MODEL.DEVICE", cfg.MODEL.DEVICE, ("cpu", "cuda"))
     cfg.freeze()
     return cfg
 

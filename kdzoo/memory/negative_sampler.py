@@ -11,6 +11,8 @@ from torch import nn
 
 from kdzoo.utils import comm
 
+SAMPLING_MODES = ("exact", "relax")
+
 
 class ClassAwareSampler(nn.Module):
     """Draws, for each anchor, one positive and K negatives as dataset indices.
@@ -33,8 +35,8 @@ class ClassAwareSampler(nn.Module):
         self, labels: torch.Tensor, num_negatives: int, mode: str = "exact", seed: int = 0
     ):
         super().__init__()
-        if mode not in ("exact", "relax"):
-            raise ValueError(f"sampling mode must be 'exact' or 'relax', not {mode!r}")
+        if mode not in SAMPLING_MODES:
+            raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, not {mode!r}")
         labels = labels.long()
         counts = torch.bincount(labels)
         self.num_negatives = num_negatives

@@ -5,6 +5,8 @@ import math
 import torch
 from torch import nn
 
+from kdzoo.config import require_choice
+
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     """SGD over the parameters that require gradients (the teacher and EMA copies do not)."""
@@ -26,10 +28,7 @@ class LRMultiplier:
 
     def __init__(self, cfg, iters_per_epoch: int, max_iter: int) -> None:
         self.name = cfg.SOLVER.LR_SCHEDULER_NAME
-        if self.name not in ("multistep", "cosine"):
-            raise ValueError(
-                f"SOLVER.LR_SCHEDULER_NAME must be 'multistep' or 'cosine', not {self.name!r}"
-            )
+        require_choice("SOLVER.LR_SCHEDULER_NAME", self.name, ("multistep", "cosine"))
         self.iters_per_epoch = iters_per_epoch
         self.max_iter = max_iter
         self.steps = tuple(cfg.SOLVER.STEPS)

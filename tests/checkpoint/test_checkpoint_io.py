@@ -11,6 +11,7 @@ from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import CheckpointError
 
 
+@pytest.mark.reliability
 def test_crash_mid_write_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
     path = tmp_path / "model_final.pth"
     atomic_save({"w": torch.ones(3)}, str(path))
@@ -27,6 +28,7 @@ def test_crash_mid_write_leaves_the_previous_checkpoint_loadable(tmp_path, monke
     assert os.listdir(tmp_path) == ["model_final.pth"]  # no temp file left behind
 
 
+@pytest.mark.reliability
 def test_truncated_file_is_a_clear_error(tmp_path):
     path = tmp_path / "ckpt.pth"
     torch.save({"w": torch.ones(1000)}, path)
@@ -40,6 +42,7 @@ class RunsCode:
         return (os.system, ("echo pwned",))
 
 
+@pytest.mark.reliability
 def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
@@ -91,6 +94,7 @@ def test_backbone_weights_in_every_layout(tmp_path, layout):
         assert torch.equal(value, state[key]), key
 
 
+@pytest.mark.reliability
 def test_weights_of_another_architecture_name_the_bad_keys(tmp_path):
     path = tmp_path / "w.pth"
     torch.save({"model": build_backbone("resnet8x4").state_dict()}, path)

@@ -115,6 +115,7 @@ def _without(state: dict, key: str) -> dict:
     return {k: v for k, v in state.items() if k != key}
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     "case, needle",
     [
@@ -155,6 +156,7 @@ def test_guards_refuse_with_one_line_and_write_nothing(resnet50_state, tmp_path,
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
+@pytest.mark.reliability
 def test_cli_refuses_a_cifar_student_and_keeps_the_old_export(tmp_path):
     out = tmp_path / "student_d2.pkl"
     out.write_bytes(b"an older export")

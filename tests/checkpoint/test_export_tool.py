@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import REPO_ROOT
 
@@ -11,6 +12,7 @@ from kdzoo.modeling import build_backbone
 TOOL = str(REPO_ROOT / "tools" / "export_backbone.py")
 
 
+@pytest.mark.reliability
 def test_export_round_trips_and_refuses_to_overwrite(tmp_path):
     student = build_backbone("resnet8")
     ckpt = tmp_path / "model_final.pth"

@@ -45,6 +45,7 @@ def test_command_line_overrides_win(tmp_path):
     assert cfg.SOLVER.BASE_LR == 0.3 and tuple(cfg.SOLVER.STEPS) == (1, 2) and cfg.OUTPUT_DIR == "x"
 
 
+@pytest.mark.reliability
 def test_unknown_key_in_file_names_key_and_file(tmp_path):
     path = write(tmp_path / "bad.yaml", "SOLVER:\n  BASE_LRR: 0.1\n")
     with pytest.raises(ConfigError) as info:
@@ -53,6 +54,7 @@ def test_unknown_key_in_file_names_key_and_file(tmp_path):
     assert "SOLVER.BASE_LRR" in message and "bad.yaml" in message and "\n" not in message
 
 
+@pytest.mark.reliability
 def test_unknown_key_inherited_from_base_names_the_key(tmp_path):
     write(tmp_path / "base.yaml", "MODEL:\n  TEACHR:\n    NAME: x\n")
     path = write(tmp_path / "child.yaml", "_BASE_: base.yaml\n")
@@ -60,6 +62,7 @@ def test_unknown_key_inherited_from_base_names_the_key(tmp_path):
         get_cfg().merge_from_file(path)
 
 
+@pytest.mark.reliability
 def test_wrong_value_type_is_an_error(tmp_path):
     path = write(tmp_path / "bad.yaml", "SOLVER:\n  BASE_LR: fast\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml.*SOLVER\.BASE_LR"):
@@ -68,6 +71,7 @@ def test_wrong_value_type_is_an_error(tmp_path):
         get_cfg().merge_from_list(["SOLVER.IMS_PER_BATCH", "many"])
 
 
+@pytest.mark.reliability
 def test_override_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key SOLVER.NOPE"):
         get_cfg().merge_from_list(["SOLVER.NOPE", "1"])
@@ -75,6 +79,7 @@ def test_override_errors(tmp_path):
         get_cfg().merge_from_list(["SOLVER.BASE_LR"])
 
 
+@pytest.mark.reliability
 def test_missing_files(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         get_cfg().merge_from_file(str(tmp_path / "nope.yaml"))

@@ -7,7 +7,7 @@ import torch
 from kdzoo.config import get_cfg
 from kdzoo.data import InMemoryDataset, TrainLoader, build_dataset, load_cifar100_npz
 from kdzoo.utils import comm
-from kdzoo.utils.errors import DataError
+from kdzoo.utils.errors import ConfigError, DataError
 
 
 def toy_dataset(n: int = 50) -> InMemoryDataset:
@@ -60,14 +60,16 @@ def test_ranks_take_slices_of_the_same_global_batches(monkeypatch):
         assert torch.equal(torch.cat([per_rank[0][step], per_rank[1][step]]), single[step])
 
 
+@pytest.mark.reliability
 def test_bad_batch_sizes(monkeypatch):
-    with pytest.raises(ValueError, match="smaller than one batch"):
+    with pytest.raises(ConfigError, match="IMS_PER_BATCH=8 is more than the dataset's 4 training"):
         TrainLoader(toy_dataset(4), 8, seed=0, device="cpu")
     monkeypatch.setattr(comm, "get_world_size", lambda: 3)
-    with pytest.raises(ValueError, match="IMS_PER_BATCH=8"):
+    with pytest.raises(ConfigError, match="IMS_PER_BATCH=8 does not divide into 3 processes"):
         TrainLoader(toy_dataset(), 8, seed=0, device="cpu")
 
 
+@pytest.mark.reliability
 def test_npz_with_wrong_shapes_is_a_clear_error(tmp_path):
     path = tmp_path / "cifar100.npz"
     np.savez(path, x_train=np.zeros((4, 32, 32), np.uint8), y_train=np.zeros(4, np.int64))
@@ -80,6 +82,7 @@ def test_npz_with_wrong_shapes_is_a_clear_error(tmp_path):
         load_cifar100_npz(str(path), train=False)
 
 
+@pytest.mark.reliability
 def test_missing_cifar_without_download_is_a_clear_error(tmp_path):
     cfg = get_cfg()
     cfg.merge_from_list(["DATASETS.ROOT", str(tmp_path / "nowhere"), "DATASETS.DOWNLOAD", "False"])

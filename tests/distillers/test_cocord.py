@@ -197,6 +197,7 @@ def test_ablation_switches(encoder, target):
     torch.testing.assert_close(distiller.dictionary.keys[:8], expected)
 
 
+@pytest.mark.reliability
 def test_queue_smaller_than_the_batch_is_refused():
     with pytest.raises(ConfigError, match=r"QUEUE_SIZE \(40\) is smaller than the global batch"):
         make_cocord("resnet8", "resnet8", "SOLVER.IMS_PER_BATCH", 64)
@@ -234,6 +235,7 @@ def test_cocord_and_cocord_kd_train_on_real_cifar100(cifar100_slice, random_teac
         assert int(state["dictionary.ptr"]) == 4 * 32 % 100
 
 
+@pytest.mark.reliability
 def test_cocord_resume_restores_queue_and_moving_averages_exactly(
     cifar100_slice, random_teacher, tmp_path
 ):

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import REPO_ROOT, tiny_run_opts
 
@@ -61,6 +62,7 @@ def test_crd_and_crd_kd_train_on_real_cifar100(cifar100_slice, random_teacher, t
         assert state["z_student.z"] > 0 and state["z_teacher.z"] > 0
 
 
+@pytest.mark.reliability
 def test_crd_resume_restores_banks_z_and_sampler_exactly(cifar100_slice, random_teacher, tmp_path):
     opts = crd_opts(
         random_teacher,
@@ -81,6 +83,7 @@ def test_crd_resume_restores_banks_z_and_sampler_exactly(cifar100_slice, random_
             assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.reliability
 def test_two_processes_hold_identical_banks_equal_to_one_process(cifar100_slice, tmp_path):
     teacher = tmp_path / "teacher.pth"
     torch.manual_seed(2)

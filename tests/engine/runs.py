@@ -1,16 +1,54 @@
-"""Running the engine in-process from tests: a whole run, or one interrupted and resumed."""
+"""Running the engine in-process from tests: a whole run, one interrupted and resumed, or the
+command line's exit status and stderr."""
 
+import contextlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import tiny_run_opts
 
 from kdzoo.checkpoint import load_file
-from kdzoo.engine import HookBase, Trainer, default_argument_parser, default_setup, run, setup_cfg
+from kdzoo.engine import (
+    HookBase,
+    Trainer,
+    default_argument_parser,
+    default_setup,
+    main,
+    run,
+    setup_cfg,
+)
 
 
 def run_in_process(*argv: str):
     """``tools/train_net.py ARGV`` in this process (registered test distillers are visible)."""
     return run(default_argument_parser().parse_args(list(argv)))
+
+
+@dataclass
+class Exited:
+    """What a user of ``tools/train_net.py`` sees: the exit status and stderr."""
+
+    returncode: int
+    stderr: str
+
+
+def train_net_in_process(*argv: str) -> Exited:
+    """``tools/train_net.py ARGV`` through :func:`kdzoo.engine.main` in this process.
+
+    The same code path as the command line (argument parsing, the user-error handler and its exit
+    status) without a fresh interpreter, which costs ~4 s of imports per call; the bad-input
+    catalogue runs here, and ``test_training.py`` keeps one real subprocess as the check of the
+    interpreter-level behaviour.
+    """
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            main(list(argv))
+            returncode = 0
+        except SystemExit as e:
+            returncode = e.code if isinstance(e.code, int) else 1
+    return Exited(returncode, stderr.getvalue())
 
 
 class Stop(Exception):

@@ -116,6 +116,7 @@ def test_eval_only_reports_the_checkpoint_accuracy(teacher_ckpt, cifar100_slice,
     assert results["top5"] == pytest.approx(final["test/top5"], abs=1e-6)
 
 
+@pytest.mark.reliability
 def test_resume_is_bit_identical(cifar100_slice, tmp_path):
     """8 iterations straight vs stopped after 6 (last checkpoint after 4), --resume to 8: same
     weights, EMA copy, queue, optimizer, schedule and metrics."""
@@ -147,15 +148,7 @@ def test_resume_is_bit_identical(cifar100_slice, tmp_path):
     assert without_timing(metrics(resumed)) == without_timing(metrics(straight))
 
 
-def test_fresh_run_refuses_an_output_dir_holding_a_run(teacher_ckpt, cifar100_slice):
-    before = (teacher_ckpt / "model_final.pth").stat().st_mtime_ns
-    result = train_net(*tiny_run_opts(cifar100_slice, teacher_ckpt))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("kdzoo: error: OUTPUT_DIR")
-    assert "--resume" in result.stderr
-    assert (teacher_ckpt / "model_final.pth").stat().st_mtime_ns == before
-
-
+@pytest.mark.reliability
 def test_resume_without_checkpoint_starts_fresh_with_a_warning(cifar100_slice, tmp_path):
     out = tmp_path / "fresh"
     run_in_process("--resume", *tiny_run_opts(cifar100_slice, out, **{"SOLVER.MAX_ITER": 2}))
@@ -163,6 +156,7 @@ def test_resume_without_checkpoint_starts_fresh_with_a_warning(cifar100_slice, t
     assert load_file(str(out / "model_final.pth"))["iteration"] == 1
 
 
+@pytest.mark.reliability
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar100_slice, tmp_path):
     out = tmp_path / "nan"
     opts = {
@@ -181,7 +175,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar100_slice
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
-def test_non_finite_loss_exits_with_one_line(cifar100_slice, tmp_path):
+@pytest.mark.reliability
+def test_a_user_error_ends_the_real_process_with_status_2(cifar100_slice, tmp_path):
+    """In a real interpreter, as a user runs it: an error raised deep in the training loop ends
+    the process with status 2 and one line (the rest of the catalogue runs in-process)."""
     result = train_net(
         *tiny_run_opts(
             cifar100_slice,
@@ -192,44 +189,3 @@ def test_non_finite_loss_exits_with_one_line(cifar100_slice, tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("kdzoo: error: the loss became NaN or Inf")
-
-
-@pytest.mark.parametrize(
-    ("opts", "message"),
-    [
-        ({"SOLVER.BASE_LRR": 1}, "unknown config key SOLVER.BASE_LRR"),
-        ({"MODEL.STUDENT.NAME": "resnet9"}, "Unknown backbone 'resnet9'"),
-        (
-            {
-                "DISTILLER.NAME": "kd",
-                "MODEL.TEACHER.NAME": "resnet8",
-                "MODEL.TEACHER.WEIGHTS": "/nonexistent/teacher.pth",
-            },
-            "checkpoint file not found: /nonexistent/teacher.pth",
-        ),
-        ({"DISTILLER.NAME": "kd", "MODEL.TEACHER.NAME": "resnet8"}, "needs MODEL.TEACHER.WEIGHTS"),
-    ],
-)
-def test_bad_input_exits_with_one_line(cifar100_slice, tmp_path, opts, message):
-    result = train_net(*tiny_run_opts(cifar100_slice, tmp_path / "out", **opts))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("kdzoo: error:") and message in lines[-1], result.stderr[-2000:]
-    assert not (tmp_path / "out" / "last_checkpoint").exists()
-
-
-def test_teacher_of_another_architecture_is_named(teacher_ckpt, cifar100_slice, tmp_path):
-    result = train_net(
-        *tiny_run_opts(
-            cifar100_slice,
-            tmp_path / "out",
-            **{
-                "DISTILLER.NAME": "kd",
-                "MODEL.TEACHER.NAME": "resnet14",
-                "MODEL.TEACHER.WEIGHTS": teacher_ckpt / "model_final.pth",
-            },
-        )
-    )
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert "does not fit" in last and "missing keys: layer1.1.conv1.weight" in last

@@ -22,6 +22,7 @@ def test_registries_list_the_builtins():
     assert "kd_kl" in {n for n, _ in LOSS_REGISTRY}
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     "build",
     [
@@ -38,6 +39,7 @@ def test_unknown_names_list_the_registered_ones(build):
     assert isinstance(info.value, KdzooError)
 
 
+@pytest.mark.reliability
 def test_unknown_backbone_lists_known_names():
     with pytest.raises(RegistryError, match=r"Unknown backbone 'resnet9000'.*resnet110.*wrn_40_2"):
         build_backbone("resnet9000")
