@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: install test quickstart lint format clean
+.PHONY: install test test-reliability quickstart lint format clean
 
 install: $(VENV)/.installed
 
@@ -14,6 +14,10 @@ $(VENV)/.installed: setup.py
 
 test: install
 	$(PYTHON) -m pytest -q tests
+
+# The cases of RELIABILITY.md alone (a subset of `make test`).
+test-reliability: install
+	$(PYTHON) -m pytest -q -m reliability tests
 
 quickstart: install
 	$(PYTHON) tools/quickstart.py
