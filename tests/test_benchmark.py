@@ -15,7 +15,11 @@ from kdzoo.benchmarks.training import build_trainer
 def test_quick_benchmark_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "benchmark.py"), "--quick", "--json", str(out)],
+        [
+            sys.executable,
+            str(REPO_ROOT / "tools" / "benchmark.py"),
+            *("--quick", "--json", str(out), "--pair", "resnet56", "resnet20"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -30,6 +34,7 @@ def test_quick_benchmark_writes_json(tmp_path):
     assert results["step_overhead"]["ratio"] > 0
     assert "CIFAR augmentation" in done.stdout and "CRD criterion" in done.stdout
     training = results["training"]
+    assert training["pair"] == ["resnet56", "resnet20"] and "resnet56 -> resnet20" in done.stdout
     assert training["peak_gflops"]["fp32"] > 0 and training["peak_gflops"]["bf16"] > 0
     assert training["gflop_per_image"]["kd"] > 0
 

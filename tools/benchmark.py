@@ -2,12 +2,15 @@
 """Measure kdzoo's hot paths; print a table per section and optionally write JSON.
 
     python tools/benchmark.py [--only SECTION ...] [--json out.json] [--quick] [--device cpu]
+                              [--pair TEACHER STUDENT] [--methods METHOD ...]
 
 Sections (``kdzoo/benchmarks/``): ``data_path`` (on-device CIFAR augmentation vs torchvision's
 per-image pipeline), ``crd`` (CRD's criterion vs the reference's gathered rows, time and peak
 memory), ``training`` (images/s of every distiller through the whole engine, fp32/bf16,
-channels_last) and ``step_overhead`` (a full KD step over the sum of its raw passes). ``--quick``
-uses small sizes and short timings (for tests). BENCHMARKS.md records the numbers and the machine.
+channels_last; ``--pair`` and ``--methods`` choose what it trains, by default every method on
+resnet32x4 -> resnet8x4) and ``step_overhead`` (a full KD step over the sum of its raw passes).
+``--quick`` uses small sizes and short timings (for tests). BENCHMARKS.md records the numbers and
+the machine.
 """
 
 import argparse
@@ -18,7 +21,7 @@ import platform
 import torch
 from tabulate import tabulate
 
-from kdzoo.benchmarks import SECTIONS
+from kdzoo.benchmarks import SECTIONS, training
 
 
 def main() -> None:
@@ -27,6 +30,20 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="small sizes, short timings")
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        default=training.PAIR,
+        metavar=("TEACHER", "STUDENT"),
+        help="the training section's pair (configs/cifar100/<method>/<teacher>_<student>.yaml)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=training.METHODS,
+        default=training.METHODS,
+        help="the training section's distillers",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     results = {
@@ -40,7 +57,8 @@ def main() -> None:
     }
     for name in args.only or sorted(SECTIONS):
         section = SECTIONS[name]
-        results[name] = section.run(device, args.quick)
+        options = {"pair": tuple(args.pair), "methods": args.methods} if section is training else {}
+        results[name] = section.run(device, args.quick, **options)
         title, headers, rows = section.table(results[name])
         print(f"\n{title}\n" + tabulate(rows, headers=headers, tablefmt="github"), flush=True)
     if args.json:

@@ -71,16 +71,23 @@ def time_steps(trainer: Trainer, warmup: int, steps: int) -> float:
         return (time.perf_counter() - start) / steps
 
 
-def run(device: torch.device, quick: bool) -> dict:
+def run(
+    device: torch.device,
+    quick: bool,
+    pair: tuple[str, str] = PAIR,
+    methods: tuple[str, ...] = METHODS,
+) -> dict:
+    """Images/s of each of ``methods`` on ``pair`` (teacher, student) in fp32 and bf16, NCHW and
+    channels_last (``quick``: KD in fp32 only, few steps)."""
     warmup, steps = (1, 2) if quick else (3, 10)
-    methods = [m for m in METHODS if m in DISTILLER_REGISTRY]
+    methods = [m for m in methods if m in DISTILLER_REGISTRY]
     variants = (
         [(False, False)] if quick else [(False, False), (True, False), (False, True), (True, True)]
     )
     if quick:
         methods = ["kd"]
     results = {
-        "pair": list(PAIR),
+        "pair": list(pair),
         "throughput": {},
         "peak_gflops": {
             "fp32": peak_gflops(device, torch.float32),
@@ -90,11 +97,11 @@ def run(device: torch.device, quick: bool) -> dict:
     }
     with tempfile.TemporaryDirectory() as workdir:
         for method in methods:
-            counted = build_trainer(method, PAIR, workdir)
+            counted = build_trainer(method, pair, workdir)
             results["gflop_per_image"][method] = step_flops(counted) / 64 / 1e9
             del counted
             for amp, channels_last in variants:
-                trainer = build_trainer(method, PAIR, workdir, amp, channels_last)
+                trainer = build_trainer(method, pair, workdir, amp, channels_last)
                 seconds = time_steps(trainer, warmup, steps)
                 key = f"{method}/{'bf16' if amp else 'fp32'}" + ("/channels_last" * channels_last)
                 results["throughput"][key] = 64 / seconds
