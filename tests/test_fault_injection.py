@@ -17,6 +17,7 @@ import torch
 from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
+from kdzoo.engine import main
 
 pytestmark = pytest.mark.reliability
 
@@ -35,15 +36,15 @@ OPTS = {
 }
 
 
-def command(data_root: Path, out: Path, teacher: Path, resume: bool, *flags: str) -> list[str]:
+def train_argv(data_root: Path, out: Path, teacher: Path, resume: bool, *flags: str) -> list[str]:
+    """The arguments of ``tools/train_net.py`` for the CoCoRD run of these tests."""
     opts = tiny_run_opts(data_root, out, **OPTS, **{"MODEL.TEACHER.WEIGHTS": teacher})
-    return [
-        sys.executable,
-        str(REPO_ROOT / "tools" / "train_net.py"),
-        *(["--resume"] if resume else []),
-        *flags,
-        *opts,
-    ]
+    return [*(["--resume"] if resume else []), *flags, *opts]
+
+
+def command(*args) -> list[str]:
+    """``train_argv(*args)`` as a command line for a fresh interpreter."""
+    return [sys.executable, str(REPO_ROOT / "tools" / "train_net.py"), *train_argv(*args)]
 
 
 def logged(out: Path) -> int:
@@ -67,17 +68,21 @@ def lines(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("time", "data_time")} for r in records]
 
 
-def test_sigkill_anywhere_then_resume_is_bit_identical(cifar100_slice, random_teacher, tmp_path):
+@pytest.fixture
+def one_thread():
+    """This process computes with one thread, as the killed runs do (OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sigkill_anywhere_then_resume_is_bit_identical(
+    cifar100_slice, random_teacher, tmp_path, one_thread
+):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = tmp_path / "straight"
-    done = subprocess.run(
-        command(cifar100_slice, straight, random_teacher, False),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    main(train_argv(cifar100_slice, straight, random_teacher, False))  # uninterrupted, here
 
     killed = tmp_path / "killed"
     rng = random.Random(0)
@@ -86,7 +91,7 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(cifar100_slice, random_te
         attempt += 1
         assert attempt < 30, "the run never finished"
         process = subprocess.Popen(
-            command(cifar100_slice, killed, random_teacher, resume=attempt > 1),
+            command(cifar100_slice, killed, random_teacher, attempt > 1),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -128,47 +133,42 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(cifar100_slice, random_te
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks through /proc")
 def test_a_killed_rank_stops_the_job_and_resume_finishes_it(
-    cifar100_slice, random_teacher, tmp_path
+    cifar100_slice, random_teacher, tmp_path, monkeypatch
 ):
     """2 Gloo processes (``--num-gpus 2``): SIGKILL one rank mid-run. The launcher ends the other
     rank and exits non-zero instead of hanging in a collective; the checkpoint it names loads; and
-    ``--resume`` finishes a run bit-identical to one that was never interrupted."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ``--resume`` finishes a run bit-identical to one that was never interrupted.
+
+    The killed job runs from a real interpreter; the uninterrupted and the resumed ones are started
+    from this process (``main``, the same launcher; each spawns fresh workers), with the same one
+    thread per worker."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     two_ranks = ("--num-gpus", "2", "SOLVER.MAX_ITER", "8")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    for out, resume in ((straight, False), (killed, False), (killed, True)):
-        process = subprocess.Popen(
-            command(cifar100_slice, out, random_teacher, resume, *two_ranks),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        if out == killed and not resume:
-            while process.poll() is None and logged(killed) < 3:
-                time.sleep(0.02)
-            ranks = worker_pids(process.pid)
-            assert len(ranks) == 2, ranks
-            os.kill(ranks[-1], signal.SIGKILL)  # spawned second: local rank 1
-            _, stderr = process.communicate(timeout=120)  # not a hang in Gloo
-            assert process.returncode == 1
-            assert (
-                stderr.strip()
-                .splitlines()[-1]
-                .startswith(
-                    f"kdzoo: error: local process 1 (pid {ranks[-1]}) was killed by SIGKILL"
-                )
-            ), stderr[-2000:]
-            assert not any(Path(f"/proc/{pid}").exists() for pid in ranks), (
-                "a rank outlived the job"
-            )
-            marker = killed / "last_checkpoint"
-            load_file(str(killed / marker.read_text().strip()))
-            assert not (killed / "model_final.pth").exists()
-            continue
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-2000:]
+    main(train_argv(cifar100_slice, straight, random_teacher, False, *two_ranks))
 
+    process = subprocess.Popen(
+        command(cifar100_slice, killed, random_teacher, False, *two_ranks),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while process.poll() is None and logged(killed) < 3:
+        time.sleep(0.02)
+    ranks = worker_pids(process.pid)
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[-1], signal.SIGKILL)  # spawned second: local rank 1
+    _, stderr = process.communicate(timeout=120)  # not a hang in Gloo
+    assert process.returncode == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"kdzoo: error: local process 1 (pid {ranks[-1]}) was killed by SIGKILL"
+    ), stderr[-2000:]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in ranks), "a rank outlived the job"
+    load_file(str(killed / (killed / "last_checkpoint").read_text().strip()))
+    assert not (killed / "model_final.pth").exists()
+
+    main(train_argv(cifar100_slice, killed, random_teacher, True, *two_ranks))
     starts = re.findall(r"Starting training from iteration (\d+)", (killed / "log.txt").read_text())
     assert starts[0] == "0" and int(starts[-1]) > 0  # the second attempt resumed
     a = load_file(str(straight / "model_final.pth"))

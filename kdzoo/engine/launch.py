@@ -96,6 +96,10 @@ def _distributed_worker(
 ) -> None:
     rank = machine_rank * num_processes_per_machine + local_rank
     os.environ["LOCAL_RANK"] = str(local_rank)
+    if "OMP_NUM_THREADS" not in os.environ:
+        # Each process would otherwise start one thread per core, oversubscribing the machine
+        # N-fold; share the cores out instead (torchrun sets 1 thread per process).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes_per_machine))
     try:
         dist.init_process_group(
             backend=backend,
