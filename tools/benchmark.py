@@ -2,15 +2,15 @@
 """Measure kdzoo's hot paths; print a table per section and optionally write JSON.
 
     python tools/benchmark.py [--only SECTION ...] [--json out.json] [--quick] [--device cpu]
-                              [--pair TEACHER STUDENT] [--methods METHOD ...]
+                              [--pair TEACHER STUDENT] [--methods METHOD ...] [--repeat N]
 
 Sections (``kdzoo/benchmarks/``): ``data_path`` (on-device CIFAR augmentation vs torchvision's
 per-image pipeline), ``crd`` (CRD's criterion vs the reference's gathered rows, time and peak
 memory), ``training`` (images/s of every distiller through the whole engine, fp32/bf16,
 channels_last; ``--pair`` and ``--methods`` choose what it trains, by default every method on
-resnet32x4 -> resnet8x4) and ``step_overhead`` (a full KD step over the sum of its raw passes).
-``--quick`` uses small sizes and short timings (for tests). BENCHMARKS.md records the numbers and
-the machine.
+resnet32x4 -> resnet8x4; ``--repeat N`` reports the median of N timings) and ``step_overhead``
+(a full KD step over the sum of its raw passes). ``--quick`` uses small sizes and short timings
+(for tests). BENCHMARKS.md records the numbers and the machine.
 """
 
 import argparse
@@ -44,6 +44,9 @@ def main() -> None:
         default=training.METHODS,
         help="the training section's distillers",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="the training section's timings per rate (median)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     results = {
@@ -57,7 +60,9 @@ def main() -> None:
     }
     for name in args.only or sorted(SECTIONS):
         section = SECTIONS[name]
-        options = {"pair": tuple(args.pair), "methods": args.methods} if section is training else {}
+        options = {}
+        if section is training:
+            options = {"pair": tuple(args.pair), "methods": args.methods, "repeat": args.repeat}
         results[name] = section.run(device, args.quick, **options)
         title, headers, rows = section.table(results[name])
         print(f"\n{title}\n" + tabulate(rows, headers=headers, tablefmt="github"), flush=True)

@@ -9,6 +9,7 @@ machine's peak rate in fp32 and bf16.
 """
 
 import os
+import statistics
 import tempfile
 import time
 
@@ -76,9 +77,12 @@ def run(
     quick: bool,
     pair: tuple[str, str] = PAIR,
     methods: tuple[str, ...] = METHODS,
+    repeat: int = 1,
 ) -> dict:
     """Images/s of each of ``methods`` on ``pair`` (teacher, student) in fp32 and bf16, NCHW and
-    channels_last (``quick``: KD in fp32 only, few steps)."""
+    channels_last (``quick``: KD in fp32 only, few steps). With ``repeat`` > 1 each rate is the
+    median of that many timings of the same trainer, all kept in ``throughput_runs``: a shared
+    machine's rate can drift by 10-25% from one minute to the next."""
     warmup, steps = (1, 2) if quick else (3, 10)
     methods = [m for m in methods if m in DISTILLER_REGISTRY]
     variants = (
@@ -89,6 +93,7 @@ def run(
     results = {
         "pair": list(pair),
         "throughput": {},
+        "throughput_runs": {},
         "peak_gflops": {
             "fp32": peak_gflops(device, torch.float32),
             "bf16": peak_gflops(device, torch.bfloat16),
@@ -102,9 +107,10 @@ def run(
             del counted
             for amp, channels_last in variants:
                 trainer = build_trainer(method, pair, workdir, amp, channels_last)
-                seconds = time_steps(trainer, warmup, steps)
+                rates = [64 / time_steps(trainer, warmup, steps) for _ in range(repeat)]
                 key = f"{method}/{'bf16' if amp else 'fp32'}" + ("/channels_last" * channels_last)
-                results["throughput"][key] = 64 / seconds
+                results["throughput"][key] = statistics.median(rates)
+                results["throughput_runs"][key] = rates
                 del trainer
     return results
 
@@ -120,12 +126,16 @@ def table(results: dict) -> tuple[str, list[str], list[list]]:
     for key, rate in results["throughput"].items():
         bound = compute_bound(results, key)
         gflop = results["gflop_per_image"][key.split("/")[0]]
-        rows.append([key, f"{rate:.1f}", f"{gflop:.2f}", f"{bound:.1f}", f"{rate / bound:.0%}"])
+        runs = results.get("throughput_runs", {}).get(key, [rate])  # older files: one timing
+        spread = f"{min(runs):.1f}-{max(runs):.1f}"
+        rows.append(
+            [key, f"{rate:.1f}", spread, f"{gflop:.2f}", f"{bound:.1f}", f"{rate / bound:.0%}"]
+        )
     teacher, student = results["pair"]
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in results["peak_gflops"].items())
     return (
         f"Training throughput, {teacher} -> {student}, batch 64, full engine step "
         f"(peak GFLOP/s: {peaks})",
-        ["method/precision", "images/s", "GFLOP/image", "compute bound", "of bound"],
+        ["method/precision", "images/s", "range", "GFLOP/image", "compute bound", "of bound"],
         rows,
     )
