@@ -18,6 +18,7 @@ from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
 from kdzoo.engine import main
+from kdzoo.utils.file_io import TEMPORARY_PREFIX
 
 pytestmark = pytest.mark.reliability
 
@@ -36,21 +37,32 @@ OPTS = {
 }
 
 
-def train_argv(data_root: Path, out: Path, teacher: Path, resume: bool, *flags: str) -> list[str]:
+SHORT = {"SOLVER.MAX_ITER": 8}  # for the two-process run
+
+
+def train_argv(
+    data_root: Path, out: Path, teacher: Path, resume: bool, *flags: str, **overrides
+) -> list[str]:
     """The arguments of ``tools/train_net.py`` for the CoCoRD run of these tests."""
-    opts = tiny_run_opts(data_root, out, **OPTS, **{"MODEL.TEACHER.WEIGHTS": teacher})
-    return [*(["--resume"] if resume else []), *flags, *opts]
+    opts = {**OPTS, "MODEL.TEACHER.WEIGHTS": teacher, **overrides}
+    return [*(["--resume"] if resume else []), *flags, *tiny_run_opts(data_root, out, **opts)]
 
 
-def command(*args) -> list[str]:
-    """``train_argv(*args)`` as a command line for a fresh interpreter."""
-    return [sys.executable, str(REPO_ROOT / "tools" / "train_net.py"), *train_argv(*args)]
+def command(*args, **overrides) -> list[str]:
+    """``train_argv(*args, **overrides)`` as a command line for a fresh interpreter."""
+    script = str(REPO_ROOT / "tools" / "train_net.py")
+    return [sys.executable, script, *train_argv(*args, **overrides)]
 
 
 def logged(out: Path) -> int:
     """How many iterations the run in ``out`` has logged so far (one metrics line each)."""
     path = out / "metrics.json"
     return path.read_text().count("\n") if path.exists() else 0
+
+
+def writes_in_flight(out: Path) -> list[str]:
+    """The temporary files of atomic writes in ``out``: a write under way, or one a kill cut."""
+    return [p.name for p in out.glob(f"{TEMPORARY_PREFIX}*")] if out.is_dir() else []
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -86,7 +98,7 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(
 
     killed = tmp_path / "killed"
     rng = random.Random(0)
-    kills, attempt = 0, 0
+    kills, mid_write_kills, attempt = 0, 0, 0
     while True:
         attempt += 1
         assert attempt < 30, "the run never finished"
@@ -99,16 +111,22 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(
         )
         last = OPTS["SOLVER.MAX_ITER"] - 1
         if kills < 3 and logged(killed) + 1 < last:
-            # Kill once the run has logged a random later iteration, plus a random delay that
-            # often lands inside the checkpoint written after every step.
+            # Kill once the run has logged a random later iteration, then: the first and third
+            # time after a random delay, the second time the moment a write has begun (its
+            # temporary file exists: a checkpoint, or last_checkpoint, half written).
             target = rng.randrange(logged(killed) + 1, min(logged(killed) + 5, last))
             while process.poll() is None and logged(killed) < target:
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.3))
+            if kills == 1:
+                while process.poll() is None and not writes_in_flight(killed):
+                    pass
+            else:
+                time.sleep(rng.uniform(0.0, 0.3))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 kills += 1
+                mid_write_kills += bool(writes_in_flight(killed))
                 marker = killed / "last_checkpoint"
                 if marker.exists():  # whatever the moment, the named checkpoint is whole
                     load_file(str(killed / marker.read_text().strip()))
@@ -117,6 +135,8 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(
         assert process.returncode == 0, stderr[-2000:]
         break
     assert kills >= 2, f"only {kills} kills landed before the run finished"
+    assert mid_write_kills >= 1, "no kill landed inside a write"
+    assert not writes_in_flight(killed)  # --resume removed what the killed writes left
 
     a = load_file(str(straight / "model_final.pth"))["model"]
     b = load_file(str(killed / "model_final.pth"))["model"]
@@ -143,12 +163,15 @@ def test_a_killed_rank_stops_the_job_and_resume_finishes_it(
     from this process (``main``, the same launcher; each spawns fresh workers), with the same one
     thread per worker."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    two_ranks = ("--num-gpus", "2", "SOLVER.MAX_ITER", "8")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    main(train_argv(cifar100_slice, straight, random_teacher, False, *two_ranks))
+
+    def two_ranks(out: Path, resume: bool, build=train_argv) -> list[str]:
+        return build(cifar100_slice, out, random_teacher, resume, "--num-gpus", "2", **SHORT)
+
+    main(two_ranks(straight, False))
 
     process = subprocess.Popen(
-        command(cifar100_slice, killed, random_teacher, False, *two_ranks),
+        two_ranks(killed, False, build=command),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -168,7 +191,7 @@ def test_a_killed_rank_stops_the_job_and_resume_finishes_it(
     load_file(str(killed / (killed / "last_checkpoint").read_text().strip()))
     assert not (killed / "model_final.pth").exists()
 
-    main(train_argv(cifar100_slice, killed, random_teacher, True, *two_ranks))
+    main(two_ranks(killed, True))
     starts = re.findall(r"Starting training from iteration (\d+)", (killed / "log.txt").read_text())
     assert starts[0] == "0" and int(starts[-1]) > 0  # the second attempt resumed
     a = load_file(str(straight / "model_final.pth"))

@@ -21,6 +21,7 @@ from kdzoo.utils import comm
 from kdzoo.utils.env import collect_env_info, get_rng_state, seed_all, set_rng_state
 from kdzoo.utils.errors import ConfigError, KdzooError
 from kdzoo.utils.events import ConsoleWriter, JSONWriter, TensorboardWriter, drop_metrics_after
+from kdzoo.utils.file_io import remove_interrupted_writes
 from kdzoo.utils.logger import setup_logger
 from kdzoo.utils.registry import lookup
 
@@ -342,6 +343,10 @@ class Trainer(DistillTrainer):
             # after logging them must not leave them twice in metrics.json.
             metrics_file = os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")
             drop_metrics_after(metrics_file, self.start_iter - 1)
+            if resume:
+                removed = remove_interrupted_writes(self.cfg.OUTPUT_DIR)
+                if removed:
+                    self.logger.info(f"Removed files of interrupted writes: {', '.join(removed)}")
         if extra is None:
             return
         rng = extra["rng"]

@@ -4,6 +4,7 @@ With ``MODEL.DEVICE cpu`` the same flags start N CPU processes that talk over Gl
 the distributed code paths are tested without a GPU.
 """
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -48,11 +49,8 @@ def launch(
     """
     if launched_by_torchrun():
         dist.init_process_group(backend=backend, timeout=DEFAULT_TIMEOUT)
-        try:
-            _set_device(backend, int(os.environ["LOCAL_RANK"]))
-            main_func(*args)
-        finally:
-            dist.destroy_process_group()
+        _set_device(backend, int(os.environ["LOCAL_RANK"]))
+        _run_then_destroy_process_group(main_func, args)
         return
     world_size = num_machines * num_processes_per_machine
     if world_size == 1:
@@ -113,7 +111,17 @@ def _distributed_worker(
         raise
     _set_device(backend, local_rank)
     dist.barrier()
+    _run_then_destroy_process_group(main_func, args)
+
+
+def _run_then_destroy_process_group(main_func: Callable, args: tuple) -> None:
     try:
         main_func(*args)
     finally:
+        # A finished Trainer sits in reference cycles that keep its DDP module, and through it the
+        # process group, alive after main_func returns. Collect them first so the group is torn
+        # down here, with the interpreter whole: left to interpreter exit, Gloo's threads
+        # sometimes abort the process ("terminate called without an active exception", SIGABRT)
+        # after a run that finished.
+        gc.collect()
         dist.destroy_process_group()

@@ -5,6 +5,8 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
+TEMPORARY_PREFIX = ".tmp_"
+
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over
@@ -12,7 +14,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     On failure the temporary file is removed and ``path`` is untouched."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=folder)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -32,3 +34,15 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_interrupted_writes(folder: str) -> list[str]:
+    """Delete the temporary files that writes killed mid-way left in ``folder`` (never read: the
+    file they were to replace is intact) and return their names. Call it only when no write is
+    in flight, e.g. before a resumed run starts."""
+    if not os.path.isdir(folder):
+        return []
+    leftovers = sorted(n for n in os.listdir(folder) if n.startswith(TEMPORARY_PREFIX))
+    for name in leftovers:
+        os.remove(os.path.join(folder, name))
+    return leftovers
