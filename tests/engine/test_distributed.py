@@ -20,8 +20,12 @@ def test_two_process_gloo_run_keeps_ranks_identical(cifar100_slice, tmp_path):
     argv = tiny_run_opts(
         cifar100_slice, out, **{"DISTILLER.NAME": "toy_ema_queue", "SOLVER.MAX_ITER": 4}
     )
-    launch(ddp_worker.train_and_dump, 2, backend="gloo", args=(argv, str(tmp_path)))
+    launch(ddp_worker.train_dump_and_watch_teardown, 2, backend="gloo", args=(argv, str(tmp_path)))
 
+    # The finished Trainer's cycles were collected first: Gloo was torn down with nothing left
+    # holding it (left to interpreter exit, it once aborted a rank of a finished run).
+    for rank in (0, 1):
+        assert (tmp_path / f"ddp_alive_at_teardown{rank}.txt").read_text() == "0"
     rank0 = torch.load(tmp_path / "rank0.pth", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pth", weights_only=True)
     assert rank0.keys() == rank1.keys()
