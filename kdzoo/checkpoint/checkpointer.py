@@ -62,8 +62,15 @@ class Checkpointer:
         data = {"model": self.model.state_dict()}
         data.update({k: obj.state_dict() for k, obj in self.checkpointables.items()})
         data.update(extra)
-        atomic_save(data, path)
-        atomic_write_text(os.path.basename(path), os.path.join(self.save_dir, LAST_CHECKPOINT))
+        try:
+            atomic_save(data, path)
+            atomic_write_text(os.path.basename(path), os.path.join(self.save_dir, LAST_CHECKPOINT))
+        except OSError as e:  # a full disk, a lost mount: the atomic writes kept the last one
+            previous = find_last_checkpoint(self.save_dir)
+            raise CheckpointError(
+                f"cannot write checkpoint {path}: {e.strerror or e}; "
+                + (f"the last checkpoint, {previous}, is intact" if previous else "none was kept")
+            ) from None
         self.logger.info(f"Saved checkpoint {path}")
         return path
 

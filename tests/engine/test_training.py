@@ -1,5 +1,6 @@
 """End-to-end training through the engine on a slice of the real CIFAR-100."""
 
+import errno
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ from kdzoo.engine import NonFiniteLossError
 
 sys.path.insert(0, str(Path(__file__).parent))
 import toy_distillers  # noqa: E402
-from runs import run_in_process, straight_and_resumed  # noqa: E402
+from runs import run_in_process, straight_and_resumed, train_net_in_process  # noqa: E402
 
 toy_distillers.register()
 
@@ -173,6 +174,34 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar100_slice
     assert not (out / "model_0000005.pth").exists() and not (out / "model_final.pth").exists()
     state = load_file(str(out / "model_0000003.pth"))["model"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.reliability
+def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(
+    cifar100_slice, tmp_path, monkeypatch
+):
+    out = tmp_path / "full"
+    save = torch.save
+    calls = []
+
+    def save_until_the_disk_fills(obj, f):
+        calls.append(1)
+        if len(calls) > 1:  # the first checkpoint fits, the second does not
+            f.write(b"the first bytes")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    result = train_net_in_process(*tiny_run_opts(cifar100_slice, out))
+    monkeypatch.undo()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"kdzoo: error: cannot write checkpoint {out / 'model_final.pth'}: No space left on "
+        f"device; the last checkpoint, {out / 'model_0000002.pth'}, is intact"
+    )
+    assert (out / "last_checkpoint").read_text().strip() == "model_0000002.pth"
+    assert load_file(str(out / "model_0000002.pth"))["iteration"] == 2
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp_")]
 
 
 @pytest.mark.reliability
