@@ -229,6 +229,39 @@ def output_dir_holding_a_run(i: Inputs):
 
 
 @case
+def resume_from_a_corrupt_checkpoint(i: Inputs):
+    out = i.folder / "out"
+    out.mkdir()
+    (out / "model_0000001.pth").write_bytes(b"an earlier checkpoint")
+    (out / "model_0000002.pth").write_bytes(i.teacher.read_bytes()[:5000])
+    (out / "last_checkpoint").write_text("model_0000002.pth")
+    return (
+        i.argv("--resume"),
+        f"{out / 'model_0000002.pth'}: not a readable checkpoint (truncated or corrupt?): ",
+    )
+
+
+@case
+def resume_from_a_missing_checkpoint(i: Inputs):
+    out = i.folder / "out"
+    out.mkdir()
+    (out / "last_checkpoint").write_text("model_0000002.pth")
+    return (
+        i.argv("--resume"),
+        f"{out / 'last_checkpoint'} names {out / 'model_0000002.pth'}, which does not exist",
+    )
+
+
+def test_an_unreadable_last_checkpoint_names_the_others(cifar100_slice, random_teacher, tmp_path):
+    argv, _ = resume_from_a_corrupt_checkpoint(Inputs(tmp_path, cifar100_slice, random_teacher))
+    last = train_net_in_process(*argv).stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        "; to resume from another (model_0000001.pth), write its name into "
+        f"{tmp_path / 'out' / 'last_checkpoint'}"
+    )
+
+
+@case
 def output_dir_below_a_file(i: Inputs):
     blocker = i.write("a_file", "not a folder")
     return i.argv(**{"OUTPUT_DIR": blocker / "run"}), f"cannot create OUTPUT_DIR '{blocker}/run'"

@@ -80,7 +80,10 @@ class Checkpointer:
 
     def load(self, path: str) -> dict[str, Any]:
         """Restore the model and every checkpointable from ``path``; return the other entries."""
-        data = load_file(path)
+        return self.restore(load_file(path), path)
+
+    def restore(self, data: Any, path: str) -> dict[str, Any]:
+        """:meth:`load` from ``data``, the contents of the checkpoint file ``path``."""
         if not isinstance(data, dict) or "model" not in data:
             raise CheckpointError(f"{path}: not a kdzoo checkpoint (no 'model' entry)")
         missing = [k for k in self.checkpointables if k not in data]

@@ -5,12 +5,19 @@ import argparse
 import contextlib
 import inspect
 import os
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from kdzoo.checkpoint import Checkpointer, is_torchvision_weight_name, load_backbone_weights
+from kdzoo.checkpoint import (
+    LAST_CHECKPOINT,
+    Checkpointer,
+    is_torchvision_weight_name,
+    load_backbone_weights,
+    load_file,
+)
 from kdzoo.config import CfgNode, get_cfg, require_choice
 from kdzoo.data import BatchAugmentation, TrainLoader, build_dataset, iterate_test_batches
 from kdzoo.distillers import DISTILLER_REGISTRY, build_distiller
@@ -19,7 +26,7 @@ from kdzoo.modeling import build_backbone, convert_sync_batchnorm
 from kdzoo.solver import build_lr_scheduler, build_optimizer
 from kdzoo.utils import comm
 from kdzoo.utils.env import collect_env_info, get_rng_state, seed_all, set_rng_state
-from kdzoo.utils.errors import ConfigError, KdzooError
+from kdzoo.utils.errors import CheckpointError, ConfigError, KdzooError
 from kdzoo.utils.events import ConsoleWriter, JSONWriter, TensorboardWriter, drop_metrics_after
 from kdzoo.utils.file_io import remove_interrupted_writes
 from kdzoo.utils.logger import setup_logger
@@ -325,10 +332,29 @@ class Trainer(DistillTrainer):
             per_rank = [local]
         return {"iteration": self.iter, "rng": per_rank, "hooks": self.hooks_state_dict()}
 
+    def _read_last_checkpoint(self) -> tuple[str | None, Any]:
+        """The path and contents of the checkpoint ``last_checkpoint`` names (``(None, None)``
+        without one). If it is missing or unreadable, the one-line error also names the other
+        checkpoints a user could point ``last_checkpoint`` at."""
+        try:
+            path = self.checkpointer.last_checkpoint()
+            return path, (load_file(path) if path is not None else None)
+        except CheckpointError as e:
+            marker = os.path.join(self.cfg.OUTPUT_DIR, LAST_CHECKPOINT)
+            with open(marker) as f:
+                named = f.read().strip()
+            others = sorted(
+                name
+                for name in os.listdir(self.cfg.OUTPUT_DIR)
+                if name.startswith("model_") and name.endswith(".pth") and name != named
+            )
+            hint = f"; to resume from another ({', '.join(others)}), write its name into {marker}"
+            raise CheckpointError(f"{e}{hint if others else ''}") from None
+
     def resume_or_load(self, resume: bool = True) -> None:
         """With ``resume``, restore OUTPUT_DIR's last checkpoint and continue after its iteration;
         otherwise (or if there is none) start at iteration 0 from the initial weights."""
-        path = self.checkpointer.last_checkpoint() if resume else None
+        path, data = self._read_last_checkpoint() if resume else (None, None)
         if path is None:
             if resume:
                 self.logger.warning(
@@ -336,7 +362,7 @@ class Trainer(DistillTrainer):
                 )
             self.start_iter, extra = 0, None
         else:
-            extra = self.checkpointer.load(path)
+            extra = self.checkpointer.restore(data, path)
             self.start_iter = extra["iteration"] + 1
         if comm.is_main_process():
             # Iterations after the checkpoint (all of them, without one) are redone: a run killed
