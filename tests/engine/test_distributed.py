@@ -1,14 +1,15 @@
 """Two CPU processes over Gloo: the run completes and both ranks end with the same state."""
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_run_opts
+from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
-from kdzoo.engine import launch
+from kdzoo.engine import launch, main
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
@@ -120,3 +121,35 @@ def test_two_processes_with_sync_bn_equal_one_process(
         assert one.keys() == two.keys()
         for name in one:
             assert two[name] == pytest.approx(one[name], rel=1e-4), name
+
+
+def test_torchrun_runs_the_job_num_gpus_runs(cifar100_slice, random_teacher, tmp_path, monkeypatch):
+    """``torchrun`` (each process started by it, the group set up from its environment) and
+    ``--num-gpus 2`` (kdzoo spawning the processes) train the same 2-process KD run, bit for bit."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # both launchers' workers: one thread each
+    opts = {
+        "DISTILLER.NAME": "kd",
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        "SOLVER.MAX_ITER": 4,
+    }
+    spawned, torchrun = tmp_path / "spawned", tmp_path / "torchrun"
+    main(["--num-gpus", "2", *tiny_run_opts(cifar100_slice, spawned, **opts)])
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run"),
+            *("--standalone", "--nproc-per-node", "2"),
+            str(REPO_ROOT / "tools" / "train_net.py"),
+            *tiny_run_opts(cifar100_slice, torchrun, **opts),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Rank 1 of 2" in (torchrun / "log.txt.rank1").read_text()
+    a = load_file(str(spawned / "model_final.pth"))
+    b = load_file(str(torchrun / "model_final.pth"))
+    assert len(a["rng"]) == len(b["rng"]) == 2
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
