@@ -110,14 +110,18 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(
             text=True,
         )
         last = OPTS["SOLVER.MAX_ITER"] - 1
-        if kills < 3 and logged(killed) + 1 < last:
-            # Kill once the run has logged a random later iteration, then: the first and third
-            # time after a random delay, the second time the moment a write has begun (its
-            # temporary file exists: a checkpoint, or last_checkpoint, half written).
-            target = rng.randrange(logged(killed) + 1, min(logged(killed) + 5, last))
+        # The first kill comes after a random delay; then kills wait for a write to begin (its
+        # temporary file exists: a checkpoint, or last_checkpoint, half written) until one lands
+        # inside it (a write takes ~1-3 ms here, so a kill can come just after it); then one more
+        # random kill.
+        aim_at_a_write = kills >= 1 and not mid_write_kills
+        if (kills < 3 or aim_at_a_write) and kills < 8 and logged(killed) + 1 < last:
+            target = logged(killed) + 1
+            if not aim_at_a_write:  # a random later iteration
+                target = rng.randrange(target, min(logged(killed) + 5, last))
             while process.poll() is None and logged(killed) < target:
                 time.sleep(0.02)
-            if kills == 1:
+            if aim_at_a_write:
                 while process.poll() is None and not writes_in_flight(killed):
                     pass
             else:
