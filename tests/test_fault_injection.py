@@ -155,7 +155,10 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(
     assert periodic == ["model_0000012.pth", "model_0000013.pth", "model_0000014.pth"]
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks through /proc")
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+    reason="finds the ranks through /proc/<pid>/task/<pid>/children (Linux)",
+)
 def test_a_killed_rank_stops_the_job_and_resume_finishes_it(
     cifar100_slice, random_teacher, tmp_path, monkeypatch
 ):
