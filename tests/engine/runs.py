@@ -3,7 +3,7 @@ command line's exit status and stderr."""
 
 import contextlib
 import io
-from dataclasses import dataclass
+import subprocess
 from pathlib import Path
 
 from conftest import tiny_run_opts
@@ -25,21 +25,14 @@ def run_in_process(*argv: str):
     return run(default_argument_parser().parse_args(list(argv)))
 
 
-@dataclass
-class Exited:
-    """What a user of ``tools/train_net.py`` sees: the exit status and stderr."""
-
-    returncode: int
-    stderr: str
-
-
-def train_net_in_process(*argv: str) -> Exited:
+def train_net_in_process(*argv: str) -> subprocess.CompletedProcess:
     """``tools/train_net.py ARGV`` through :func:`kdzoo.engine.main` in this process.
 
     The same code path as the command line (argument parsing, the user-error handler and its exit
     status) without a fresh interpreter, which costs ~4 s of imports per call; the bad-input
     catalogue runs here, and ``test_training.py`` keeps one real subprocess as the check of the
-    interpreter-level behaviour.
+    interpreter-level behaviour. Returns what ``subprocess.run`` would: the exit status and
+    stderr (stdout is not captured).
     """
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
@@ -48,7 +41,7 @@ def train_net_in_process(*argv: str) -> Exited:
             returncode = 0
         except SystemExit as e:
             returncode = e.code if isinstance(e.code, int) else 1
-    return Exited(returncode, stderr.getvalue())
+    return subprocess.CompletedProcess(argv, returncode, stdout=None, stderr=stderr.getvalue())
 
 
 class Stop(Exception):
