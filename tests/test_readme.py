@@ -2,12 +2,16 @@
 
 import os
 import re
+import runpy
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+
+from kdzoo.checkpoint import load_file
+from kdzoo.engine import default_argument_parser, run
+from kdzoo_testing import REPO_ROOT, tiny_run_opts
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -51,6 +55,17 @@ def test_extension_example_trains_from_its_config(tmp_path):
     assert '"loss_feat"' in metrics and '"test/top1"' in metrics
     config = (project / "output" / "feature_mse" / "config.yaml").read_text()
     assert "WEIGHT: 2.0" in config and "TinyConvNet" in config
+
+
+def test_trainer_subclass_example_trains_with_adamw(tmp_path, cifar100_slice, random_teacher):
+    script = tmp_path / "train_adamw.py"
+    script.write_text(code_block("# my_project/train_adamw.py"))
+    trainer_class = runpy.run_path(str(script))["AdamWTrainer"]
+    out = tmp_path / "run"
+    opts = tiny_run_opts(cifar100_slice, out, **{"SOLVER.MAX_ITER": 2})
+    run(default_argument_parser().parse_args(opts), trainer_class)
+    state = load_file(str(out / "model_final.pth"))["optimizer"]["state"]
+    assert state and all("exp_avg" in s and "momentum_buffer" not in s for s in state.values())
 
 
 def test_quickstart_prints_the_three_accuracies():

@@ -6,18 +6,18 @@
 
 The sweep file (format in ``kdzoo/config/sweep.py``) names a config and the overrides of each run;
 trailing ``KEY VALUE`` pairs apply to every run (``DATASETS.ROOT``, a shorter schedule, ...). All
-runs are checked before the first starts. A run whose folder holds ``model_final.pth`` is skipped
+runs are checked before the first starts. A run whose folder holds its final checkpoint is skipped
 and an unfinished one resumes, so an interrupted sweep continues where it stopped when started
 again. Tabulate the results with ``python tools/collect_results.py OUTPUT_DIR/<sweep>/*``.
 """
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from kdzoo.checkpoint import RunFolder
 from kdzoo.config.sweep import load_sweep
 from kdzoo.utils.errors import KdzooError
 
@@ -46,7 +46,7 @@ def main() -> None:
         sys.exit(2)
 
     for run, output_dir in zip(sweep.runs, output_dirs, strict=True):
-        if os.path.isfile(os.path.join(output_dir, "model_final.pth")):
+        if RunFolder(output_dir).is_finished():
             print(f"[sweep] {run.name}: finished before, skipped", flush=True)
             continue
         command = [sys.executable, str(TRAIN_NET), "--config", sweep.config_file, "--resume"]

@@ -33,7 +33,8 @@ def peak_gflops(device: torch.device, dtype: torch.dtype, repeats: int = 10) -> 
 
 def step_flops(trainer: Trainer) -> int:
     """FLOPs of one full training step of ``trainer`` (all forwards and backwards)."""
-    with EventStorage(0) as trainer.storage, FlopCounterMode(display=False) as counter:
+    trainer.storage = EventStorage(0)
+    with FlopCounterMode(display=False) as counter:
         trainer.before_train()
         trainer.run_step()
     return counter.get_total_flops()

@@ -16,7 +16,6 @@ import time
 import torch
 
 from kdzoo.config import get_cfg
-from kdzoo.distillers import DISTILLER_REGISTRY
 from kdzoo.engine import Trainer
 from kdzoo.model_zoo.model_zoo import REPO_ROOT
 from kdzoo.modeling import build_backbone
@@ -58,18 +57,18 @@ def build_trainer(
 
 def time_steps(trainer: Trainer, warmup: int, steps: int) -> float:
     """Seconds per full engine step (hooks included), after ``warmup`` steps."""
-    with EventStorage(0) as trainer.storage:
-        trainer.before_train()
-        for i in range(warmup + steps):
-            if i == warmup:
-                start = time.perf_counter()
-            trainer.iter = trainer.storage.iter = i
-            trainer.before_step()
-            trainer.run_step()
-            trainer.after_step()
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / steps
+    trainer.storage = EventStorage(0)
+    trainer.before_train()
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        trainer.iter = trainer.storage.iter = i
+        trainer.before_step()
+        trainer.run_step()
+        trainer.after_step()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
 
 
 def run(
@@ -84,7 +83,6 @@ def run(
     median of that many timings of the same trainer, all kept in ``throughput_runs``: a shared
     machine's rate can drift by 10-25% from one minute to the next."""
     warmup, steps = (1, 2) if quick else (3, 10)
-    methods = [m for m in methods if m in DISTILLER_REGISTRY]
     variants = (
         [(False, False)] if quick else [(False, False), (True, False), (False, True), (True, True)]
     )

@@ -1,7 +1,7 @@
-"""Checkpoints: atomic training checkpoints, safe loading, initial weights for backbones, and
-export to Detectron2."""
+"""Checkpoints: the run folder and its atomic training checkpoints, safe loading, initial weights
+for backbones, and export to Detectron2."""
 
-from .checkpointer import LAST_CHECKPOINT, Checkpointer, find_last_checkpoint
+from .checkpointer import Checkpointer
 from .detectron2 import (
     check_r50c4,
     detectron2_arrays,
@@ -11,6 +11,7 @@ from .detectron2 import (
     to_detectron2_names,
 )
 from .io import atomic_save, atomic_write_text, load_file
+from .run_folder import RunFolder
 from .weights import (
     check_state_matches,
     extract_backbone_state,
@@ -19,8 +20,8 @@ from .weights import (
 )
 
 __all__ = [
-    "LAST_CHECKPOINT",
     "Checkpointer",
+    "RunFolder",
     "atomic_save",
     "atomic_write_text",
     "check_r50c4",
@@ -28,7 +29,6 @@ __all__ = [
     "detectron2_arrays",
     "detectron2_config_fragment",
     "extract_backbone_state",
-    "find_last_checkpoint",
     "is_torchvision_weight_name",
     "load_backbone_weights",
     "load_file",

@@ -115,20 +115,43 @@ class TrainLoader:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
 
-def iterate_test_batches(
-    dataset: Dataset, batch_size: int, device: torch.device, num_workers: int = 0
-) -> Iterator[dict]:
-    """This rank's share of the test set (every world_size-th image), in order, without padding,
-    so summing per-rank counts gives exact whole-set accuracy."""
-    indices = torch.arange(comm.get_rank(), len(dataset), comm.get_world_size())
-    if isinstance(dataset, InMemoryDataset):
-        for chunk in indices.split(batch_size):
+class TestLoader:
+    """This rank's share of the test set (every world_size-th image), in order and without
+    padding, so that summing the per-rank counts gives the exact whole-set accuracy. Iterable
+    again for every evaluation.
+
+    Args:
+        dataset: an :class:`InMemoryDataset` (sliced directly) or any dataset of
+            ``(uint8 [3, H, W], label, index)`` items (read by DataLoader workers).
+        batch_size: images per batch on this rank.
+        device: where batches are delivered.
+        num_workers: DataLoader workers for datasets that are not in memory.
+    """
+
+    def __init__(
+        self, dataset: Dataset, batch_size: int, device: torch.device, num_workers: int = 0
+    ) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.num_workers = num_workers
+
+    def __iter__(self) -> Iterator[dict]:
+        indices = torch.arange(comm.get_rank(), len(self.dataset), comm.get_world_size())
+        device = self.device
+        if isinstance(self.dataset, InMemoryDataset):
+            for chunk in indices.split(self.batch_size):
+                yield {
+                    "image": self.dataset.images[chunk].to(device),
+                    "label": self.dataset.labels[chunk].to(device),
+                    "index": chunk.to(device),
+                }
+            return
+        subset = Subset(self.dataset, indices.tolist())
+        loader = DataLoader(subset, self.batch_size, num_workers=self.num_workers)
+        for images, labels, index in loader:
             yield {
-                "image": dataset.images[chunk].to(device),
-                "label": dataset.labels[chunk].to(device),
-                "index": chunk.to(device),
+                "image": images.to(device),
+                "label": labels.to(device),
+                "index": index.to(device),
             }
-        return
-    loader = DataLoader(Subset(dataset, indices.tolist()), batch_size, num_workers=num_workers)
-    for images, labels, index in loader:
-        yield {"image": images.to(device), "label": labels.to(device), "index": index.to(device)}

@@ -26,14 +26,14 @@ class EMAPair:
 class Distiller(nn.Module):
     """Base class of every distiller.
 
-    In training, ``forward(batch)`` returns a dict of already-weighted losses, which the trainer
-    sums; in eval mode it returns the student's logits ``[B, C]`` on ``batch["views"][0]``. The
+    ``forward(batch)`` returns a dict of already-weighted losses, which the trainer sums. The
     batch holds ``"views"``: ``num_views`` augmented float images ``[B, 3, H, W]``, plus ``"label"``
-    ``[B]`` and ``"index"`` ``[B]`` (dataset indices, for memory banks).
+    ``[B]`` and ``"index"`` ``[B]`` (dataset indices, for memory banks). What is evaluated is the
+    student alone (``distiller.student``), never the distiller.
 
     Subclasses declare what the engine must do for them: ``num_views``, :meth:`ema_pairs`
     (applied by the EMA hook), and their :class:`~kdzoo.memory.Memory` modules (committed by the
-    queue hook).
+    memory-commit hook).
     """
 
     #: Augmented views of each image the distiller needs per step.
@@ -55,9 +55,8 @@ class Distiller(nn.Module):
             self.teacher.eval()  # the teacher's BN statistics are never updated
         return self
 
-    def forward(self, batch: dict) -> dict[str, torch.Tensor] | torch.Tensor:
-        if not self.training:
-            return self.student(batch["views"][0])["logits"]
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        # DDP wraps and calls forward; methods write ``losses``, the name of what they compute.
         return self.losses(batch)
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -65,8 +64,9 @@ class Distiller(nn.Module):
         raise NotImplementedError
 
     def bind_dataset(self, labels: torch.Tensor) -> None:
-        """Called by the engine, before training, with the labels ``[N]`` of the training set: the
-        place to size state that depends on the dataset (memory banks, class-aware samplers)."""
+        """Called once by :func:`~kdzoo.distillers.build_distiller`, right after construction,
+        with the labels ``[N]`` of the training set: the place to size state that depends on the
+        dataset (memory banks, class-aware samplers)."""
 
     def ema_pairs(self) -> list[EMAPair]:
         """Modules to update as moving averages after each optimizer step."""

@@ -15,7 +15,7 @@ Read beside the paper (Sections 3.1-3.3). Three views of each image: ``x_s`` for
 - Eq. 8 (3.3): ``L = w_ctr L_ctr + w_pred (L_pred + L~_pred) + w_cls L_cls``; 1, 4, 1 on CIFAR.
 
 The engine applies the moving averages (EMAHook, from :meth:`ema_pairs`) and the enqueueing
-(QueueHook) after the optimizer step; nothing here updates state by hand.
+(MemoryCommitHook) after the optimizer step; nothing here updates state by hand.
 
 Ablation switches (``DISTILLER.COCORD``): ``DICTIONARY_ENCODER`` ("teacher" or "slow_student": the
 encoder whose keys fill the dictionary, and whose key of ``x_t`` is the positive),

@@ -1,48 +1,38 @@
-"""The engine: the training loop and its hooks, run setup, and multi-process launch."""
+"""The engine: the training loop and its hooks, the Trainer, run setup, and multi-process
+launch."""
 
-from .defaults import (
-    Trainer,
-    build_models,
-    build_network,
-    default_argument_parser,
-    default_setup,
-    evaluate,
-    get_device,
-    setup_cfg,
-)
+from .defaults import default_argument_parser, default_setup, get_device, setup_cfg
 from .hooks import (
     BroadcastBuffers,
     EMAHook,
     EvalHook,
     IterationTimer,
     LRScheduler,
+    MemoryCommitHook,
     PeriodicCheckpointer,
     PeriodicWriter,
-    QueueHook,
 )
 from .launch import launch
 from .main import main, run
-from .train_loop import DistillTrainer, HookBase, NonFiniteLossError, TrainerBase
+from .train_loop import DistillStep, HookBase, NonFiniteLossError, TrainerBase
+from .trainer import Trainer
 
 __all__ = [
     "BroadcastBuffers",
-    "DistillTrainer",
+    "DistillStep",
     "EMAHook",
     "EvalHook",
     "HookBase",
     "IterationTimer",
     "LRScheduler",
+    "MemoryCommitHook",
     "NonFiniteLossError",
     "PeriodicCheckpointer",
     "PeriodicWriter",
-    "QueueHook",
     "Trainer",
     "TrainerBase",
-    "build_models",
-    "build_network",
     "default_argument_parser",
     "default_setup",
-    "evaluate",
     "get_device",
     "launch",
     "main",

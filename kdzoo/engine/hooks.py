@@ -1,10 +1,7 @@
-"""The standard hooks. Their order in :meth:`Trainer.build_hooks` matters: moving averages and
-memory commits come first (they complete the step), then the lr, evaluation, the checkpoint (which
-must see all of the above) and last the writers."""
+"""The standard hooks; :meth:`kdzoo.engine.Trainer.build_hooks` registers them in the order that
+matters and says why."""
 
 import logging
-import os
-import re
 import time
 from collections.abc import Callable
 
@@ -95,9 +92,9 @@ class EMAHook(HookBase):
                 torch._foreach_copy_(*buffers)
 
 
-class QueueHook(HookBase):
-    """Commits what the distiller's memories staged in this step (after the optimizer step, so the
-    step's own keys never serve as its negatives), gathered over ranks."""
+class MemoryCommitHook(HookBase):
+    """Commits what the distiller's memories (queues, banks) staged in this step, gathered over
+    ranks: after the optimizer step, so the step's own keys never serve as its negatives."""
 
     def __init__(self, distiller) -> None:
         self.distiller = distiller
@@ -143,41 +140,23 @@ class EvalHook(HookBase):
         self.best_top1 = state["best_top1"]
 
 
-_PERIODIC = re.compile(r"model_\d{7}\.pth")  # zero-padded: name order is iteration order
-
-
 class PeriodicCheckpointer(HookBase):
-    """Saves ``model_{iter:07d}`` every ``period`` iterations (keeping the newest ``keep``, 0: all)
-    and ``model_final`` after the last iteration. ``extra_state()`` adds the trainer's state; it
-    is called on every rank (it gathers per-rank RNG states) though only the main rank writes."""
+    """Asks the checkpointer for a checkpoint every ``period`` iterations (0: never) and after the
+    last one, with the hooks' states. Runs on every rank: saving gathers each rank's random
+    streams, though only the main rank writes."""
 
-    def __init__(
-        self, checkpointer: Checkpointer, period: int, keep: int, extra_state: Callable[[], dict]
-    ) -> None:
+    def __init__(self, checkpointer: Checkpointer, period: int) -> None:
         self.checkpointer = checkpointer
         self.period = period
-        self.keep = keep
-        self.extra_state = extra_state
 
     def after_step(self) -> None:
         next_iter = self.trainer.iter + 1
-        if next_iter == self.trainer.max_iter:
-            self._save("model_final")
-        elif self.period > 0 and next_iter % self.period == 0:
-            self._save(f"model_{self.trainer.iter:07d}")
-            if self.keep > 0 and self.checkpointer.save_to_disk:
-                self._remove_old_periodic()
-
-    def _remove_old_periodic(self) -> None:
-        # Read from the folder, not remembered: a resumed run also prunes its earlier checkpoints.
-        folder = self.checkpointer.save_dir
-        periodic = sorted(f for f in os.listdir(folder) if _PERIODIC.fullmatch(f))
-        for name in periodic[: -self.keep]:
-            os.remove(os.path.join(folder, name))
-
-    def _save(self, name: str) -> str:
-        self.trainer.check_finite()  # never write a model that has seen a non-finite loss
-        return self.checkpointer.save(name, **self.extra_state())
+        final = next_iter == self.trainer.max_iter
+        if final or (self.period > 0 and next_iter % self.period == 0):
+            self.trainer.check_finite()  # never write a model that has seen a non-finite loss
+            self.checkpointer.save(
+                self.trainer.iter, final=final, hooks=self.trainer.hooks_state_dict()
+            )
 
 
 class PeriodicWriter(HookBase):

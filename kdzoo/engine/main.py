@@ -6,6 +6,8 @@ calling :func:`main`::
     import my_project.my_distiller  # noqa: F401  (registers "my_distiller")
     from kdzoo.engine import main
     main()
+
+and one that changes a part of the Trainer passes its subclass: ``main(trainer_class=MyTrainer)``.
 """
 
 import argparse
@@ -15,29 +17,24 @@ from collections.abc import Sequence
 
 import torch.multiprocessing as mp
 
-from kdzoo.checkpoint import find_last_checkpoint, load_backbone_weights
-from kdzoo.data import build_dataset
-from kdzoo.distillers.vanilla import Vanilla
+from kdzoo.checkpoint import RunFolder, load_backbone_weights
+from kdzoo.distillers import build_student
+from kdzoo.modeling import Classifier
 from kdzoo.utils import comm
 from kdzoo.utils.errors import KdzooError
 
-from .defaults import (
-    Trainer,
-    build_augmentation,
-    build_network,
-    default_argument_parser,
-    default_setup,
-    evaluate,
-    get_device,
-    setup_cfg,
-)
+from .defaults import default_argument_parser, default_setup, get_device, setup_cfg
 from .launch import launch
+from .trainer import Trainer
 
 EXIT_USER_ERROR = 2
 
 
-def run(args: argparse.Namespace) -> dict[str, float] | None:
-    """Train (or, with ``--eval-only``, evaluate the student) as ``args`` say, in this process.
+def run(
+    args: argparse.Namespace, trainer_class: type[Trainer] = Trainer
+) -> dict[str, float] | None:
+    """Train with ``trainer_class`` (or, with ``--eval-only``, evaluate the student) as ``args``
+    say, in this process.
 
     ``--eval-only`` evaluates ``MODEL.STUDENT.WEIGHTS``, or with ``--resume`` the student of
     OUTPUT_DIR's last checkpoint, and returns ``{"top1": .., "top5": ..}``.
@@ -45,21 +42,16 @@ def run(args: argparse.Namespace) -> dict[str, float] | None:
     cfg = setup_cfg(args)
     default_setup(cfg, args)
     if not args.eval_only:
-        trainer = Trainer(cfg)
+        trainer = trainer_class(cfg)
         trainer.resume_or_load(resume=args.resume)
         trainer.train()
         return None
     device = get_device(cfg)
-    student = build_network(
-        cfg.MODEL.STUDENT.NAME, cfg.MODEL.STUDENT.WEIGHTS, cfg.MODEL.NUM_CLASSES
-    )
-    checkpoint = find_last_checkpoint(cfg.OUTPUT_DIR) if args.resume else None
+    student = build_student(cfg)
+    checkpoint = RunFolder(cfg.OUTPUT_DIR).last_checkpoint() if args.resume else None
     if checkpoint:
         load_backbone_weights(student, checkpoint)
-    classifier = Vanilla(cfg, student.to(device))  # in eval mode: images -> student logits
-    results = evaluate(
-        cfg, classifier, build_dataset(cfg, train=False), build_augmentation(cfg, device)
-    )
+    results = trainer_class.test(cfg, Classifier(student).to(device), device)
     logging.getLogger("kdzoo").info(
         f"Evaluation of {cfg.MODEL.STUDENT.NAME}: "
         + ", ".join(f"{k} {v:.2f}" for k, v in results.items())
@@ -67,18 +59,19 @@ def run(args: argparse.Namespace) -> dict[str, float] | None:
     return results
 
 
-def _run_or_exit(args: argparse.Namespace) -> None:
+def _run_or_exit(args: argparse.Namespace, trainer_class: type[Trainer]) -> None:
     try:
-        run(args)
+        run(args, trainer_class)
     except KdzooError as e:
         prefix = f"[rank {comm.get_rank()}] " if comm.get_world_size() > 1 else ""
         print(f"kdzoo: error: {prefix}{e}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and run in every process of the job. A user error (bad config,
-    missing file, ...) prints one line, ``kdzoo: error: ...``, and exits with status 2."""
+def main(argv: Sequence[str] | None = None, trainer_class: type[Trainer] = Trainer) -> None:
+    """Parse the command line and run ``trainer_class`` in every process of the job. A user error
+    (bad config, missing file, ...) prints one line, ``kdzoo: error: ...``, and exits with status
+    2."""
     args = default_argument_parser().parse_args(argv)
     try:
         cfg = setup_cfg(args)  # fail on a bad config before any process is started
@@ -94,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.machine_rank,
             args.dist_url,
             backend=backend,
-            args=(args,),
+            args=(args, trainer_class),
         )
     except mp.ProcessExitedException as e:
         if e.signal_name is None:  # a rank exited with an error it has already reported

@@ -1,14 +1,14 @@
-"""The training loop: hooks around a step that runs ``distiller(batch) -> {loss: tensor}``.
+"""The training loop: :class:`TrainerBase` runs steps with hooks around them (Detectron2's
+lifecycle), and :class:`DistillStep` is what one step of distillation does.
 
-The lifecycle is Detectron2's. Hooks run in the order they were registered, and each step is::
-
-    before_step -> run_step (data, augment, forward, backward, after_backward, optimizer.step)
-                -> after_step (EMA copies, memory commits, lr, eval, checkpoint, writers)
+Hooks run in the order they were registered; :meth:`kdzoo.engine.Trainer.build_hooks` says why
+that order.
 """
 
 import logging
 import time
 import weakref
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -73,25 +73,21 @@ class TrainerBase:
             hook.trainer = weakref.proxy(self)
             self._hooks.append(hook)
 
-    @property
-    def hooks(self) -> list[HookBase]:
-        return list(self._hooks)
-
     def train(self, start_iter: int, max_iter: int) -> None:
         self.logger.info(f"Starting training from iteration {start_iter}")
         self.iter = self.start_iter = start_iter
         self.max_iter = max_iter
-        with EventStorage(start_iter) as self.storage:
-            try:
-                self.before_train()
-                for self.iter in range(start_iter, max_iter):
-                    self.storage.iter = self.iter
-                    self.before_step()
-                    self.run_step()
-                    self.after_step()
-                self.iter += 1  # the loop is done: iter == max_iter, as a restart would see it
-            finally:
-                self.after_train()
+        self.storage = EventStorage(start_iter)
+        try:
+            self.before_train()
+            for self.iter in range(start_iter, max_iter):
+                self.storage.iter = self.iter
+                self.before_step()
+                self.run_step()
+                self.after_step()
+            self.iter += 1  # the loop is done: iter == max_iter, as a restart would see it
+        finally:
+            self.after_train()
 
     def before_train(self) -> None:
         for h in self._hooks:
@@ -126,13 +122,16 @@ class TrainerBase:
                 h.load_state_dict(state[type(h).__name__])
 
 
-class DistillTrainer(TrainerBase):
-    """One step: next uint8 batch -> ``num_views`` augmented views on the device -> the model's
-    weighted losses -> their sum -> backward -> (clip) -> optimizer step.
+class DistillStep:
+    """One step of distillation: next uint8 batch -> ``num_views`` augmented views on the device
+    -> the model's weighted losses -> their sum -> backward -> (clip) -> optimizer step.
+
+    The :class:`~kdzoo.engine.Trainer` holds one and calls it every iteration, as Detectron2's
+    ``DefaultTrainer`` holds its ``SimpleTrainer``.
 
     Args:
         model: the distiller, possibly wrapped in DistributedDataParallel.
-        distiller: the same distiller unwrapped (its ``num_views``, EMA pairs and memories).
+        distiller: the same distiller unwrapped (its ``num_views``).
         data_loader: an iterable of ``{"image", "label", "index"}`` batches on the device.
         augmentation: turns uint8 images into normalised views.
         optimizer: steps the trainable parameters.
@@ -150,7 +149,6 @@ class DistillTrainer(TrainerBase):
         amp_dtype: torch.dtype | None = None,
         clip_grad_norm: float = 0.0,
     ) -> None:
-        super().__init__()
         model.train()
         self.model = model
         self.distiller = distiller
@@ -168,7 +166,9 @@ class DistillTrainer(TrainerBase):
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
 
-    def run_step(self) -> None:
+    def __call__(self, storage: EventStorage, after_backward: Callable[[], None]) -> None:
+        """Run one step, calling ``after_backward`` between backward and the optimizer step, and
+        put its losses (the global batch's under DDP) into ``storage``."""
         start = time.perf_counter()
         if self._data_iter is None:
             self._data_iter = iter(self.data_loader)
@@ -187,7 +187,7 @@ class DistillTrainer(TrainerBase):
             self.grad_scaler.scale(losses).backward()
         else:
             losses.backward()
-        self.after_backward()
+        after_backward()
         if self.clip_grad_norm > 0:
             if self.grad_scaler is not None:
                 self.grad_scaler.unscale_(self.optimizer)
@@ -208,16 +208,16 @@ class DistillTrainer(TrainerBase):
             metrics = dict(zip(metrics, mean, strict=True))
         # Checked lazily (check_finite) so the step never waits for the device.
         self._nonfinite |= ~torch.isfinite(metrics["total_loss"])
-        self.storage.put_scalars(data_time=data_time, **metrics)
+        storage.put_scalars(data_time=data_time, **metrics)
 
-    def check_finite(self) -> None:
-        """Raise :class:`NonFiniteLossError` if any step since the start had a NaN/Inf loss.
+    def check_finite(self, iteration: int) -> None:
+        """Raise :class:`NonFiniteLossError` if any step up to ``iteration`` had a NaN/Inf loss.
 
         Called at every log period and before every checkpoint, so a bad model is never saved.
         """
         if bool(self._nonfinite):
             raise NonFiniteLossError(
-                f"the loss became NaN or Inf at or before iteration {self.iter}; training stopped "
+                f"the loss became NaN or Inf at or before iteration {iteration}; training stopped "
                 "and no checkpoint was written after the last finite one (lower SOLVER.BASE_LR, "
                 "enable SOLVER.CLIP_GRAD_NORM, or check the data)"
             )

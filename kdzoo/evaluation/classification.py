@@ -3,6 +3,7 @@
 from collections.abc import Callable, Iterable
 
 import torch
+from torch import nn
 
 from kdzoo.utils import comm
 
@@ -19,17 +20,33 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]
 
 @torch.no_grad()
 def evaluate_classifier(
-    predict: Callable[[dict], torch.Tensor], batches: Iterable[dict], ks: tuple[int, ...] = (1, 5)
+    model: nn.Module,
+    batches: Iterable[dict],
+    preprocess: Callable[[torch.Tensor], torch.Tensor],
+    amp_dtype: torch.dtype | None = None,
+    ks: tuple[int, ...] = (1, 5),
 ) -> dict[str, float]:
-    """Top-k accuracy in percent, summed over every rank's shard: ``{"top1": ..., "top5": ...}``.
+    """Top-k accuracy in percent of ``model``, summed over every rank's shard: ``{"top1": ...,
+    "top5": ...}``.
 
-    ``predict`` maps a batch to logits ``[B, C]``. Counts stay on the device until the end.
+    ``model`` maps images ``[B, 3, H, W]`` to logits ``[B, C]`` (a backbone through
+    :class:`~kdzoo.modeling.Classifier`); it runs in eval mode and is put back in the mode it was
+    in. ``batches`` yield ``{"image": uint8 [B, 3, H, W], "label": [B]}`` on the device;
+    ``preprocess`` turns their images into the model's input (normalisation). ``amp_dtype``
+    runs the model under autocast. Counts stay on the device until the end.
     """
+    was_training = model.training
+    model.eval()
     tally = None  # [len(ks) + 1]: hits for each k, then the number of samples
-    for batch in batches:
-        logits, labels = predict(batch), batch["label"]
-        counts = torch.cat([topk_correct(logits, labels, ks), labels.new_tensor([len(labels)])])
-        tally = counts if tally is None else tally + counts
+    try:
+        for batch in batches:
+            images, labels = batch["image"], batch["label"]
+            with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(preprocess(images)).float()
+            counts = torch.cat([topk_correct(logits, labels, ks), labels.new_tensor([len(labels)])])
+            tally = counts if tally is None else tally + counts
+    finally:
+        model.train(was_training)
     if tally is None:
         raise ValueError("the test set is empty")
     tally = comm.all_reduce_sum(tally)

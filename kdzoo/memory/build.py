@@ -3,8 +3,9 @@
 A memory holds buffers only, so it lives in the distiller's state_dict and in every checkpoint. It
 is written in two phases so that the optimizer step never sees a half-updated memory and every
 rank holds the same contents: during ``forward`` the distiller calls :meth:`Memory.push` to stage
-new entries; after the optimizer step the engine's ``QueueHook`` calls :meth:`Memory.commit`, which
-all-gathers the staged entries over ranks (in rank order) and writes them.
+new entries; after the optimizer step the engine's ``MemoryCommitHook`` calls
+:meth:`Memory.commit`, which all-gathers the staged entries over ranks (in rank order) and writes
+them.
 """
 
 import torch

@@ -54,6 +54,20 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+class GlobalRNG:
+    """This process's global generators as a checkpointable stream (``state_dict`` /
+    ``load_state_dict``), for the checkpointer to save and restore on each rank."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def state_dict(self) -> dict:
+        return get_rng_state(self.device)
+
+    def load_state_dict(self, state: dict) -> None:
+        set_rng_state(state, self.device)
+
+
 def _as_tuples(obj):
     # random.setstate needs tuples; a checkpoint round trip may hand back lists.
     return tuple(_as_tuples(x) for x in obj) if isinstance(obj, list | tuple) else obj

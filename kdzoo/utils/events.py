@@ -14,17 +14,6 @@ from collections import defaultdict
 
 import torch
 
-from .file_io import atomic_write
-
-_CURRENT_STORAGE: list["EventStorage"] = []
-
-
-def get_event_storage() -> "EventStorage":
-    """The storage of the training loop that is running (for distillers that log extra scalars)."""
-    if not _CURRENT_STORAGE:
-        raise RuntimeError("get_event_storage() is only available inside a training loop")
-    return _CURRENT_STORAGE[-1]
-
 
 class EventStorage:
     """Scalars of the running training loop, averaged over each logging window."""
@@ -67,14 +56,6 @@ class EventStorage:
         self.write_requested = False
         return means
 
-    def __enter__(self) -> "EventStorage":
-        _CURRENT_STORAGE.append(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert _CURRENT_STORAGE[-1] is self
-        _CURRENT_STORAGE.pop()
-
 
 class EventWriter:
     """Writes one flushed window of metrics."""
@@ -90,7 +71,7 @@ class JSONWriter(EventWriter):
     """Appends one JSON object per write to ``metrics.json``: ``{"iteration": i, name: value}``.
 
     The file is opened at the first write, so a resumed run can first drop the lines of the
-    iterations it is about to redo (:func:`drop_metrics_after`).
+    iterations it is about to redo (:meth:`~kdzoo.checkpoint.RunFolder.trim_metrics`).
     """
 
     def __init__(self, path: str) -> None:
@@ -107,17 +88,6 @@ class JSONWriter(EventWriter):
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-
-
-def drop_metrics_after(path: str, iteration: int) -> None:
-    """Keep only the lines of ``metrics.json`` up to ``iteration``: a run resumed from the
-    checkpoint of ``iteration`` recomputes (and rewrites) the later ones. Atomic; no-op if the
-    file does not exist."""
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["iteration"] <= iteration]
-    atomic_write(path, lambda f: f.write("".join(kept).encode()))
 
 
 class TensorboardWriter(EventWriter):

@@ -1,13 +1,21 @@
-"""Atomic writes, safe loading, and initial weights in every supported layout."""
+"""Atomic writes, safe loading, the run folder, and initial weights in every supported layout."""
 
+import json
 import os
 import pickle
 
 import pytest
 import torch
 
-from kdzoo.checkpoint import Checkpointer, atomic_save, load_backbone_weights, load_file
+from kdzoo.checkpoint import (
+    Checkpointer,
+    RunFolder,
+    atomic_save,
+    load_backbone_weights,
+    load_file,
+)
 from kdzoo.modeling import build_backbone
+from kdzoo.utils.env import GlobalRNG
 from kdzoo.utils.errors import CheckpointError
 
 
@@ -56,19 +64,47 @@ def test_checkpointer_round_trip_and_last_checkpoint(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    ckpt = Checkpointer(model, str(tmp_path), optimizer=opt)
-    assert ckpt.last_checkpoint() is None
-    ckpt.save("model_0000009", iteration=9)
-    assert ckpt.last_checkpoint() == str(tmp_path / "model_0000009.pth")
+    folder = RunFolder(str(tmp_path))
+    rng = {"global": GlobalRNG(torch.device("cpu"))}
+    ckpt = Checkpointer(model, folder, {"optimizer": opt}, rng)
+    assert folder.last_checkpoint() is None and ckpt.resume() is None
+    ckpt.save(9, hooks={"EvalHook": {"best_top1": 1.0}})
+    assert folder.last_checkpoint() == str(tmp_path / "model_0000009.pth")
+    expected_draw = torch.rand(3)
 
     other = torch.nn.Linear(3, 2)
     other_opt = torch.optim.SGD(other.parameters(), lr=0.1, momentum=0.9)
-    extra = Checkpointer(other, str(tmp_path), optimizer=other_opt).load(ckpt.last_checkpoint())
-    assert extra == {"iteration": 9}
+    extra = Checkpointer(other, folder, {"optimizer": other_opt}, rng).resume()
+    assert extra == {"iteration": 9, "hooks": {"EvalHook": {"best_top1": 1.0}}}
+    assert torch.equal(torch.rand(3), expected_draw)  # the random streams continue exactly
     assert torch.equal(other.weight, model.weight)
     assert other_opt.state_dict()["state"][0]["momentum_buffer"].equal(
         opt.state_dict()["state"][0]["momentum_buffer"]
     )
+
+
+def test_run_folder_keeps_the_newest_periodic_checkpoints_and_the_final_one(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    folder = RunFolder(str(tmp_path))
+    ckpt = Checkpointer(model, folder, {}, {}, keep=2)
+    for iteration in (1, 3, 5):
+        ckpt.save(iteration)
+    ckpt.save(6, final=True)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["last_checkpoint", "model_0000003.pth", "model_0000005.pth", "model_final.pth"]
+    assert folder.holds_run() and folder.is_finished()
+    assert folder.last_checkpoint() == str(tmp_path / "model_final.pth")
+
+
+def test_run_folder_trims_metrics_after_an_iteration(tmp_path):
+    folder = RunFolder(str(tmp_path))
+    folder.trim_metrics(3)  # no file yet: nothing to do
+    lines = [json.dumps({"iteration": i, "total_loss": 1.0}) for i in (1, 3, 5)]
+    (tmp_path / "metrics.json").write_text("\n".join(lines) + "\n")
+    folder.trim_metrics(3)
+    lines = (tmp_path / "metrics.json").read_text().splitlines()
+    kept = [json.loads(line)["iteration"] for line in lines]
+    assert kept == [1, 3]
 
 
 @pytest.mark.parametrize("layout", ["repdistiller", "plain", "kdzoo"])

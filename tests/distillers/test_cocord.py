@@ -1,26 +1,20 @@
 """CoCoRD against the paper's equations, its state handling, and through the engine."""
 
 import copy
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
 from kdzoo.config import get_cfg
 from kdzoo.distillers import build_distiller
-from kdzoo.engine import EMAHook, QueueHook, launch
+from kdzoo.engine import EMAHook, MemoryCommitHook, launch
 from kdzoo.memory import KeyQueue
-from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import ConfigError
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
-import ddp_worker  # noqa: E402
-from runs import straight_and_resumed  # noqa: E402
-from test_training import metrics, train_net  # noqa: E402
+from kdzoo_testing import REPO_ROOT, ddp_worker, tiny_run_opts
+from kdzoo_testing.runs import metrics, straight_and_resumed, train_net
 
 SMALL = [
     "DISTILLER.COCORD.PROJ_DIM",
@@ -36,11 +30,17 @@ SMALL = [
 ]
 
 
+def build_random(cfg):
+    """``cfg``'s distiller around randomly initialised backbones (seeded), in train mode."""
+    torch.manual_seed(0)
+    return build_distiller(cfg, torch.arange(100), load_weights=False).train()
+
+
 def make_cocord(teacher: str = "resnet8", student: str = "resnet8", *opts):
     cfg = get_cfg()
-    cfg.merge_from_list(["DISTILLER.NAME", "cocord", *SMALL, *opts])
-    torch.manual_seed(0)
-    return build_distiller(cfg, build_backbone(student), build_backbone(teacher)).train()
+    models = ["MODEL.STUDENT.NAME", student, "MODEL.TEACHER.NAME", teacher]
+    cfg.merge_from_list(["DISTILLER.NAME", "cocord", *models, *SMALL, *opts])
+    return build_random(cfg)
 
 
 def views(batch: int = 8) -> dict:
@@ -132,7 +132,7 @@ def test_gradients_reach_only_the_student_its_head_and_the_predictor():
 def one_engine_step(distiller):
     """losses -> backward -> SGD step -> the EMA and queue hooks, as the trainer runs them."""
     opt = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=0.5)
-    hooks = [EMAHook(distiller), QueueHook(distiller)]
+    hooks = [EMAHook(distiller), MemoryCommitHook(distiller)]
     for hook in hooks:
         hook.before_train()
     opt.zero_grad()
@@ -278,10 +278,7 @@ def test_every_pair_builds_and_takes_two_steps(config):
     cfg = get_cfg()
     cfg.merge_from_file(str(config))
     cfg.merge_from_list(["SOLVER.IMS_PER_BATCH", 8])
-    torch.manual_seed(0)
-    distiller = build_distiller(
-        cfg, build_backbone(cfg.MODEL.STUDENT.NAME), build_backbone(cfg.MODEL.TEACHER.NAME)
-    ).train()
+    distiller = build_random(cfg)
     # Equal feature sizes: the teacher head follows the student's; otherwise it is frozen.
     follows = {
         "wrn_40_2_wrn_16_2",

@@ -5,8 +5,7 @@ import torch
 from torch import nn
 
 from kdzoo.config import get_cfg
-from kdzoo.distillers import DISTILLER_REGISTRY
-from kdzoo.engine import build_models
+from kdzoo.distillers import DISTILLER_REGISTRY, build_distiller
 from kdzoo.losses import LOSS_REGISTRY, build_loss
 from kdzoo.memory import MEMORY_REGISTRY, build_memory
 from kdzoo.modeling import BACKBONE_REGISTRY, build_backbone, probe_backbone
@@ -94,7 +93,8 @@ def test_user_backbone_is_built_from_a_config(tiny_net_registered, tmp_path):
     path.write_text("MODEL:\n  NUM_CLASSES: 7\n  STUDENT:\n    NAME: TinyNet\n")
     cfg = get_cfg()
     cfg.merge_from_file(str(path))
-    student, teacher = build_models(cfg)  # vanilla: no teacher
+    distiller = build_distiller(cfg, train_labels=torch.arange(14) % 7)  # vanilla: no teacher
+    student, teacher = distiller.student, distiller.teacher
     assert isinstance(student, TinyNet) and teacher is None
     assert student.fc.out_features == 7
     dims = probe_backbone(student)

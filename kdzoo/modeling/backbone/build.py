@@ -29,6 +29,18 @@ def build_backbone(name: str, num_classes: int = 100, **kwargs) -> nn.Module:
     return lookup(BACKBONE_REGISTRY, name)(num_classes=num_classes, **kwargs)
 
 
+class Classifier(nn.Module):
+    """A backbone seen as a plain classifier, images ``[B, 3, H, W]`` -> logits ``[B, C]``: what
+    evaluation takes (it needs none of the backbone's other outputs)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)["logits"]
+
+
 @dataclass(frozen=True)
 class BackboneDims:
     """Sizes read off one forward pass: ``embedding`` is D, ``stages`` each stage's [C, H, W]."""

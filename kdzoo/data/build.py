@@ -1,0 +1,37 @@
+"""Builders of the data side of a run from ``DATASETS``, ``DATALOADER``, ``INPUT`` and ``TEST``."""
+
+import torch
+
+from .augment import BatchAugmentation
+from .datasets import build_dataset
+from .loader import TestLoader, TrainLoader
+
+
+def build_train_loader(cfg, device: torch.device) -> TrainLoader:
+    """The training split of ``DATASETS.NAME`` as a resumable stream of global batches of
+    ``SOLVER.IMS_PER_BATCH`` (this rank's share), delivered on ``device``."""
+    dataset = build_dataset(cfg, train=True)
+    return TrainLoader(
+        dataset, cfg.SOLVER.IMS_PER_BATCH, cfg.SEED, device, cfg.DATALOADER.NUM_WORKERS
+    )
+
+
+def build_test_loader(cfg, device: torch.device) -> TestLoader:
+    """The test split of ``DATASETS.NAME``: this rank's share, in batches of
+    ``TEST.IMS_PER_BATCH``."""
+    dataset = build_dataset(cfg, train=False)
+    return TestLoader(dataset, cfg.TEST.IMS_PER_BATCH, device, cfg.DATALOADER.NUM_WORKERS)
+
+
+def build_augmentation(cfg, device: torch.device) -> BatchAugmentation:
+    """``INPUT``'s crop, flip and normalisation, run on ``device`` and seeded by ``SEED``."""
+    return BatchAugmentation(
+        size=cfg.INPUT.SIZE,
+        padding=cfg.INPUT.CROP_PADDING,
+        hflip=cfg.INPUT.HFLIP,
+        mean=list(cfg.INPUT.PIXEL_MEAN),
+        std=list(cfg.INPUT.PIXEL_STD),
+        device=device,
+        seed=cfg.SEED,
+        memory_format=torch.channels_last if cfg.MODEL.CHANNELS_LAST else torch.contiguous_format,
+    )
