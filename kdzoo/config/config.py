@@ -17,6 +17,30 @@ BASE_KEY = "_BASE_"
 class CfgNode(_YacsCfgNode):
     """yacs' CfgNode with ``_BASE_`` files and errors that name the wrong key and its file."""
 
+    #: Keys renamed since an older ``VERSION`` of ``defaults.py``, old -> new. Merging an old key,
+    #: from a file or the command line, is an error that names the new one.
+    _RENAMED_KEYS = {
+        # VERSION 2: CRD's and WCoRD's bank options became one node, DISTILLER.MEMORY_BANK.
+        f"DISTILLER.{method}.{old}": f"DISTILLER.MEMORY_BANK.{new}"
+        for method in ("CRD", "WCORD")
+        for old, new in (
+            ("FEAT_DIM", "FEAT_DIM"),
+            ("NUM_NEGATIVES", "NUM_NEGATIVES"),
+            ("MODE", "MODE"),
+            ("MEMORY", "NAME"),
+            ("MEMORY_MOMENTUM", "MOMENTUM"),
+        )
+    }
+
+    # yacs 0.1.8 keeps renamed keys per instance (empty unless registered on each node); kdzoo
+    # keeps them on the class, so every node, cloned or built from a file, knows them.
+    def key_is_renamed(self, full_key: str) -> bool:
+        return full_key in self._RENAMED_KEYS
+
+    def raise_key_rename_error(self, full_key: str) -> None:
+        new_key = self._RENAMED_KEYS[full_key]
+        raise KeyError(f"config key {full_key} was renamed to {new_key}; update the config")
+
     def merge_from_file(self, cfg_filename: str) -> None:
         """Merge a YAML file (and, first, the ``_BASE_`` files it names) into this config."""
         loaded = load_yaml_with_base(cfg_filename)

@@ -7,8 +7,11 @@ here is an error. Method-specific options live under ``DISTILLER.<METHOD>``.
 from .config import CfgNode as CN
 
 _C = CN()
-# Bumped when a key is renamed, so old files can be told apart.
-_C.VERSION = 1
+# Bumped when a key is renamed, so old files can be told apart (config.CfgNode._RENAMED_KEYS
+# turns each old key into an error naming the new one). 2: the bank options of CRD and WCoRD
+# (DISTILLER.{CRD,WCORD}.{FEAT_DIM,NUM_NEGATIVES,MODE,MEMORY,MEMORY_MOMENTUM}) moved to
+# DISTILLER.MEMORY_BANK.
+_C.VERSION = 2
 
 # -------------------------------------------------------------------------------------------------
 # Models
@@ -42,7 +45,9 @@ _C.MODEL.TEACHER.NAME = ""
 _C.MODEL.TEACHER.WEIGHTS = ""
 
 # -------------------------------------------------------------------------------------------------
-# Distillers: DISTILLER.NAME picks one from DISTILLER_REGISTRY; its options live under its own node.
+# Distillers: DISTILLER.NAME picks a method by its registered name; its options live under its own
+# node.
+# DISTILLER.MEMORY_BANK holds the options of the memory bank that CRD and WCoRD share.
 # -------------------------------------------------------------------------------------------------
 _C.DISTILLER = CN()
 _C.DISTILLER.NAME = "vanilla"
@@ -53,23 +58,28 @@ _C.DISTILLER.KD.TEMPERATURE = 4.0
 _C.DISTILLER.KD.CE_WEIGHT = 0.1
 _C.DISTILLER.KD.KD_WEIGHT = 0.9
 
-# CRD (Tian et al., ICLR 2020), as RepDistiller runs it on CIFAR-100. KD_WEIGHT > 0 gives CRD+KD
-# (CE 1, KD 1, CRD 0.8), with DISTILLER.KD.TEMPERATURE.
-_C.DISTILLER.CRD = CN()
+# What CRD and WCoRD share (kdzoo/distillers/contrastive_bank.py): student and teacher embeddings
+# contrasted with rows of a memory bank of the whole training set, CRD's protocol.
+_C.DISTILLER.MEMORY_BANK = CN()
 # Size of the embeddings that are contrasted (Linear(d, FEAT_DIM) + L2 norm on each side).
-_C.DISTILLER.CRD.FEAT_DIM = 128
+_C.DISTILLER.MEMORY_BANK.FEAT_DIM = 128
 # Negatives per anchor, K.
-_C.DISTILLER.CRD.NUM_NEGATIVES = 16384
-_C.DISTILLER.CRD.TEMPERATURE = 0.07
-# The bank of every training sample's two embeddings: a name in MEMORY_REGISTRY, built as
-# MEMORY(num_samples=N, dim=FEAT_DIM, momentum=MEMORY_MOMENTUM) (a user's memory registered under
-# another name must offer momentum_bank's interface).
-_C.DISTILLER.CRD.MEMORY = "momentum_bank"
-# Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
-_C.DISTILLER.CRD.MEMORY_MOMENTUM = 0.5
+_C.DISTILLER.MEMORY_BANK.NUM_NEGATIVES = 16384
 # "exact": the positive is the anchor itself, negatives from other classes. "relax": the positive
 # is a random sample of the anchor's class, negatives from anywhere.
-_C.DISTILLER.CRD.MODE = "exact"
+_C.DISTILLER.MEMORY_BANK.MODE = "exact"
+# The bank of every training sample's two embeddings: a name in MEMORY_REGISTRY, built as
+# NAME(num_samples=N, dim=FEAT_DIM, momentum=MOMENTUM) (a user's memory registered under another
+# name must offer momentum_bank's interface).
+_C.DISTILLER.MEMORY_BANK.NAME = "momentum_bank"
+# Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
+_C.DISTILLER.MEMORY_BANK.MOMENTUM = 0.5
+
+# CRD (Tian et al., ICLR 2020), as RepDistiller runs it on CIFAR-100. KD_WEIGHT > 0 gives CRD+KD
+# (CE 1, KD 1, CRD 0.8), with DISTILLER.KD.TEMPERATURE. Embeddings, bank and negatives are
+# DISTILLER.MEMORY_BANK's.
+_C.DISTILLER.CRD = CN()
+_C.DISTILLER.CRD.TEMPERATURE = 0.07
 # 0: Z is estimated on the first batch and frozen (CRD). > 0: Z is an EMA with this momentum.
 _C.DISTILLER.CRD.Z_MOMENTUM = 0.0
 # Added inside the NCE logarithms.
@@ -112,17 +122,8 @@ _C.DISTILLER.COCORD.PREDICTION_TARGET = "slow_student"
 # WCoRD (Chen et al., CVPR 2021): CE_WEIGHT CE + GCKT_WEIGHT GCKT + LCKT_WEIGHT LCKT, plus
 # KD_WEIGHT KD with DISTILLER.KD.TEMPERATURE for WCoRD+KD. Only the paper's abstract was read: every
 # option marked *unverified* is our choice where the paper fixes one we could not check. Protocol
-# (K, T, bank) as CRD.
+# (K, T, bank) as CRD: embeddings, bank and GCKT's negatives are DISTILLER.MEMORY_BANK's.
 _C.DISTILLER.WCORD = CN()
-# Size of the embeddings (Linear(d, FEAT_DIM) + L2 norm on each side, as CRD's).
-_C.DISTILLER.WCORD.FEAT_DIM = 128
-# GCKT: negatives per anchor, K, drawn as CRD draws them (MODE "exact" or "relax").
-_C.DISTILLER.WCORD.NUM_NEGATIVES = 16384
-_C.DISTILLER.WCORD.MODE = "exact"
-# The bank, as DISTILLER.CRD.MEMORY.
-_C.DISTILLER.WCORD.MEMORY = "momentum_bank"
-# Bank rows of the batch: row = normalize(m * row + (1 - m) * new).
-_C.DISTILLER.WCORD.MEMORY_MOMENTUM = 0.5
 # GCKT objective on the critic scores g: "infonce" (-log softmax of g / TEMPERATURE at the
 # positive) or "kantorovich" (mean negative g - positive g). *Unverified*.
 _C.DISTILLER.WCORD.OBJECTIVE = "infonce"
@@ -161,11 +162,13 @@ _C.DISTILLER.WCORD.KD_WEIGHT = 0.0
 # Data
 # -------------------------------------------------------------------------------------------------
 _C.DATASETS = CN()
-# A name in DATASET_REGISTRY: "cifar100", "imagefolder", "digits" (the offline demo set),
-# "synthetic" (random images of MODEL.NUM_CLASSES classes, for benchmarks).
+# A name in DATASET_REGISTRY: "cifar100", "imagefolder", "stl10", "tinyimagenet" (both for linear
+# probing), "digits" (the offline demo set), "synthetic" (random images of MODEL.NUM_CLASSES
+# classes, for benchmarks).
 _C.DATASETS.NAME = "cifar100"
 # Folder of the data. For CIFAR-100 it may hold `cifar100.npz`; otherwise torchvision's files are
-# used, downloaded there if DATASETS.DOWNLOAD. For "imagefolder" it holds train/ and val/.
+# used, downloaded there if DATASETS.DOWNLOAD (STL-10 likewise). For "imagefolder" and
+# "tinyimagenet" it holds train/ and val/.
 _C.DATASETS.ROOT = "datasets"
 _C.DATASETS.DOWNLOAD = True
 # Sizes of the "synthetic" dataset's train and test splits.

@@ -5,6 +5,9 @@ scored against a memory bank of the other side's embeddings of the whole trainin
 is the anchor's own entry, the K = 16384 negatives entries of other classes. Each side's scores
 ``exp(<v, m> / T) / Z`` enter an NCE loss; the bank rows of the batch are refreshed with momentum
 after the step. CE 1 + CRD 0.8 on CIFAR; CRD+KD adds KD with weight 1.
+
+The embedding heads, the bank and the negatives are shared with WCoRD
+(:mod:`kdzoo.distillers.contrastive_bank`, options under ``DISTILLER.MEMORY_BANK``).
 """
 
 import torch
@@ -16,15 +19,17 @@ from kdzoo.losses.crd import CRDNCELoss, PartitionEstimate
 from kdzoo.memory.bank import STUDENT, TEACHER
 
 from .build import DISTILLER_REGISTRY
-from .memory_bank import MemoryBankDistiller
+from .contrastive_bank import ContrastiveBankDistiller
 
 
 @DISTILLER_REGISTRY.register("crd")
-class CRD(MemoryBankDistiller):
-    """CRD and CRD+KD (``DISTILLER.CRD.KD_WEIGHT > 0``). Options under ``DISTILLER.CRD``."""
+class CRD(ContrastiveBankDistiller):
+    """CRD and CRD+KD (``DISTILLER.CRD.KD_WEIGHT > 0``). Options under ``DISTILLER.CRD``; the
+    bank's under ``DISTILLER.MEMORY_BANK``."""
 
     def __init__(self, cfg, student: nn.Module, teacher: nn.Module) -> None:
-        super().__init__(cfg, student, teacher, "CRD")
+        super().__init__(cfg, student, teacher)
+        self.opts = cfg.DISTILLER.CRD
         self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
 
     def bind_dataset(self, labels: torch.Tensor) -> None:
@@ -36,7 +41,8 @@ class CRD(MemoryBankDistiller):
         self.nce = CRDNCELoss(n, self.opts.EPS)
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        s_out, t_out, v_s, v_t, contrast_idx = self.embed(batch)
+        emb = self.embed(batch)
+        v_s, v_t, contrast_idx = emb.v_s, emb.v_t, emb.contrast_idx
         temperature = self.opts.TEMPERATURE
         with torch.autocast(v_s.device.type, enabled=False):
             p_s = self.z_student(
@@ -47,10 +53,11 @@ class CRD(MemoryBankDistiller):
             )
             loss_crd = self.nce(p_s) + self.nce(p_t)
         self.memory.push(torch.stack([v_s, v_t], dim=1), batch["index"])
+        logits_s = emb.student["logits"]
         losses = {
-            "loss_cls": self.opts.CE_WEIGHT * F.cross_entropy(s_out["logits"], batch["label"]),
+            "loss_cls": self.opts.CE_WEIGHT * F.cross_entropy(logits_s, batch["label"]),
             "loss_crd": self.opts.CRD_WEIGHT * loss_crd,
         }
         if self.opts.KD_WEIGHT > 0:
-            losses["loss_kd"] = self.opts.KD_WEIGHT * self.kd_loss(s_out["logits"], t_out["logits"])
+            losses["loss_kd"] = self.opts.KD_WEIGHT * self.kd_loss(logits_s, emb.teacher["logits"])
         return losses

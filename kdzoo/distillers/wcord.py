@@ -7,10 +7,11 @@ mini-batch's teacher and student embeddings; ``CE + lambda1 GCKT + lambda2 LCKT`
 WCoRD+KD); CRD's protocol. Everything below that the abstract does not state is our reading, and
 every such choice is an option under ``DISTILLER.WCORD`` (marked *unverified* in the config).
 
-Embeddings, bank and negatives are CRD's (:mod:`kdzoo.distillers.crd`): ``v_s = Embed_s(f_s)``,
-``v_t = Embed_t(f_t)`` (Linear + L2 norm, 128-d), banks ``M_s``, ``M_t`` of every training sample
-refreshed with momentum 0.5 after the step, contrast indices ``j_0`` (the positive, the anchor's
-own row) and ``j_1..j_K`` (other classes), K = 16384.
+Embeddings, bank and negatives are CRD's, shared with it in
+:mod:`kdzoo.distillers.contrastive_bank` (options under ``DISTILLER.MEMORY_BANK``):
+``v_s = Embed_s(f_s)``, ``v_t = Embed_t(f_t)`` (Linear + L2 norm, 128-d), banks ``M_s``, ``M_t`` of
+every training sample refreshed with momentum 0.5 after the step, contrast indices ``j_0`` (the
+positive, the anchor's own row) and ``j_1..j_K`` (other classes), K = 16384.
 
 - GCKT (:class:`~kdzoo.losses.WassersteinCriticLoss`), with ``g_k = g(M_t[j_k], v_s)``::
 
@@ -44,7 +45,7 @@ from kdzoo.memory.bank import STUDENT, TEACHER
 from kdzoo.utils import comm
 
 from .build import DISTILLER_REGISTRY
-from .memory_bank import MemoryBankDistiller
+from .contrastive_bank import ContrastiveBankDistiller
 
 
 def _global_batch(local: torch.Tensor) -> torch.Tensor:
@@ -59,8 +60,9 @@ def _global_batch(local: torch.Tensor) -> torch.Tensor:
 
 
 @DISTILLER_REGISTRY.register("wcord")
-class WCoRD(MemoryBankDistiller):
-    """WCoRD and WCoRD+KD (``DISTILLER.WCORD.KD_WEIGHT > 0``). Options under ``DISTILLER.WCORD``."""
+class WCoRD(ContrastiveBankDistiller):
+    """WCoRD and WCoRD+KD (``DISTILLER.WCORD.KD_WEIGHT > 0``). Options under ``DISTILLER.WCORD``;
+    the bank's under ``DISTILLER.MEMORY_BANK``."""
 
     def __init__(self, cfg, student: nn.Module, teacher: nn.Module) -> None:
         opts = cfg.DISTILLER.WCORD
@@ -72,9 +74,10 @@ class WCoRD(MemoryBankDistiller):
             ("OT_COST", COSTS),
         ):
             require_choice(f"DISTILLER.WCORD.{key}", opts[key], choices)
-        super().__init__(cfg, student, teacher, "WCORD")
+        super().__init__(cfg, student, teacher)
+        self.opts = opts
         self.gckt = WassersteinCriticLoss(
-            opts.FEAT_DIM,
+            self.bank_opts.FEAT_DIM,
             critic=opts.CRITIC,
             critic_input=opts.CRITIC_INPUT,
             hidden=opts.CRITIC_HIDDEN,
@@ -89,7 +92,8 @@ class WCoRD(MemoryBankDistiller):
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         opts = self.opts
-        s_out, t_out, v_s, v_t, contrast_idx = self.embed(batch)
+        emb = self.embed(batch)
+        v_s, v_t, contrast_idx = emb.v_s, emb.v_t, emb.contrast_idx
         # Scores are divided by T = 0.07 and Sinkhorn exponentiates costs / epsilon: float32.
         with torch.autocast(v_s.device.type, enabled=False):
             banks = self.memory.banks
@@ -108,10 +112,12 @@ class WCoRD(MemoryBankDistiller):
             loss_lckt = world * loss_lckt - (world - 1) * loss_lckt.detach()
         self.memory.push(torch.stack([v_s, v_t], dim=1), batch["index"])
         losses = {
-            "loss_cls": opts.CE_WEIGHT * F.cross_entropy(s_out["logits"], batch["label"]),
+            "loss_cls": opts.CE_WEIGHT * F.cross_entropy(emb.student["logits"], batch["label"]),
             "loss_gckt": opts.GCKT_WEIGHT * loss_gckt,
             "loss_lckt": opts.LCKT_WEIGHT * loss_lckt,
         }
         if opts.KD_WEIGHT > 0:
-            losses["loss_kd"] = opts.KD_WEIGHT * self.kd_loss(s_out["logits"], t_out["logits"])
+            losses["loss_kd"] = opts.KD_WEIGHT * self.kd_loss(
+                emb.student["logits"], emb.teacher["logits"]
+            )
         return losses

@@ -1,13 +1,21 @@
 """Models: backbones (``BACKBONE_REGISTRY``) and the small heads distillers put on them."""
 
-from .backbone import BACKBONE_REGISTRY, BackboneDims, build_backbone, probe_backbone
-from .heads import MLPHead
+from .backbone import (
+    BACKBONE_REGISTRY,
+    BackboneDims,
+    Classifier,
+    build_backbone,
+    probe_backbone,
+)
+from .heads import LinearEmbed, MLPHead
 from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 
 __all__ = [
     "BACKBONE_REGISTRY",
     "BackboneDims",
+    "Classifier",
     "GlobalBatchNorm",
+    "LinearEmbed",
     "MLPHead",
     "build_backbone",
     "convert_sync_batchnorm",

@@ -1,5 +1,7 @@
-"""Small MLP heads that distillers put on top of pooled backbone features."""
+"""Small projection heads that distillers put on top of pooled backbone features."""
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -17,3 +19,19 @@ class MLPHead(nn.Sequential):
             nn.ReLU(inplace=True),
             nn.Linear(hidden, d_out),
         )
+
+
+class LinearEmbed(nn.Module):
+    """``Linear(d_in, d_out)`` then L2 normalisation over features: ``[B, d_in] -> [B, d_out]``,
+    each row of unit norm.
+
+    CRD's embedding heads (``d_out = 128``), also used by WCoRD. The layer is ``self.linear``, so
+    the state_dict keys are ``linear.weight`` and ``linear.bias``.
+    """
+
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.linear(x), dim=1)

@@ -72,6 +72,30 @@ def test_wrong_value_type_is_an_error(tmp_path):
 
 
 @pytest.mark.reliability
+def test_renamed_key_is_a_one_line_error_naming_the_new_key(tmp_path):
+    path = write(tmp_path / "old.yaml", "DISTILLER:\n  WCORD:\n    MEMORY_MOMENTUM: 0.9\n")
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_file(path)
+    assert str(info.value) == (
+        f"{path}: config key DISTILLER.WCORD.MEMORY_MOMENTUM was renamed to "
+        "DISTILLER.MEMORY_BANK.MOMENTUM; update the config"
+    )
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_list(["DISTILLER.CRD.FEAT_DIM", "64"])
+    assert str(info.value) == (
+        "command line: config key DISTILLER.CRD.FEAT_DIM was renamed to "
+        "DISTILLER.MEMORY_BANK.FEAT_DIM; update the config"
+    )
+    # All ten old bank keys of CRD and WCoRD name their new key.
+    renamed = {"MEMORY": "NAME", "MEMORY_MOMENTUM": "MOMENTUM"}
+    for method in ("CRD", "WCORD"):
+        for old in ("FEAT_DIM", "NUM_NEGATIVES", "MODE", "MEMORY", "MEMORY_MOMENTUM"):
+            new = renamed.get(old, old)
+            with pytest.raises(ConfigError, match=rf"renamed to DISTILLER\.MEMORY_BANK\.{new};"):
+                get_cfg().merge_from_list([f"DISTILLER.{method}.{old}", "1"])
+
+
+@pytest.mark.reliability
 def test_override_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key SOLVER.NOPE"):
         get_cfg().merge_from_list(["SOLVER.NOPE", "1"])

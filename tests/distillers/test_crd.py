@@ -1,45 +1,23 @@
 """CRD through the engine: real CIFAR-100 iterations, exact resume, two processes."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
-from kdzoo.config import get_cfg
-from kdzoo.data import TrainLoader, build_dataset
 from kdzoo.engine import launch
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
-import ddp_worker  # noqa: E402
-import toy_distillers  # noqa: E402
-from runs import straight_and_resumed  # noqa: E402
-from test_training import metrics, train_net  # noqa: E402
+from kdzoo_testing import ddp_worker, tiny_run_opts, toy_distillers
+from kdzoo_testing.runs import assert_rows_written, metrics, straight_and_resumed, train_net
 
 toy_distillers.register()
-
-
-def assert_rows_written(banks: torch.Tensor, data_root: Path, steps: int) -> None:
-    """The rows of the first ``steps`` batches (32 anchors each, seed 0) hold normalised
-    embeddings; most others still hold their initial values (norm about 0.98, not 1)."""
-    cfg = get_cfg()
-    cfg.merge_from_list(["DATASETS.ROOT", str(data_root)])
-    loader = TrainLoader(build_dataset(cfg, train=True), 32, seed=0, device="cpu")
-    written = loader.epoch_batches(0)[:steps].flatten()
-    norms = banks.norm(dim=2)
-    torch.testing.assert_close(norms[:, written], torch.ones(2, len(written)))
-    others = torch.ones(banks.shape[1], dtype=torch.bool)
-    others[written] = False
-    assert ((norms[:, others] - 1).abs() > 1e-3).float().mean() > 0.95
 
 
 def crd_opts(teacher: Path, **extra) -> dict:
     opts = {
         "MODEL.TEACHER.NAME": "resnet8",
         "MODEL.TEACHER.WEIGHTS": teacher,
-        "DISTILLER.CRD.NUM_NEGATIVES": 512,
+        "DISTILLER.MEMORY_BANK.NUM_NEGATIVES": 512,
     }
     opts.update(extra)
     return opts
@@ -93,7 +71,7 @@ def test_two_processes_hold_identical_banks_equal_to_one_process(cifar100_slice,
         "MODEL.STUDENT.NAME": "toy_no_bn_net",
         "MODEL.TEACHER.NAME": "toy_no_bn_net",
         "MODEL.TEACHER.WEIGHTS": teacher,
-        "DISTILLER.CRD.NUM_NEGATIVES": 256,
+        "DISTILLER.MEMORY_BANK.NUM_NEGATIVES": 256,
         "SOLVER.MAX_ITER": 3,
     }
     one, two = tmp_path / "one", tmp_path / "two"

@@ -1,21 +1,14 @@
 """WCoRD through the engine: real CIFAR-100 iterations of WCoRD and WCoRD+KD, and its options."""
 
-import sys
-
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
 from kdzoo.config import get_cfg
 from kdzoo.distillers import build_distiller
-from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import ConfigError
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
-from runs import straight_and_resumed  # noqa: E402
-from test_crd import assert_rows_written  # noqa: E402
-from test_training import metrics, train_net  # noqa: E402
+from kdzoo_testing import tiny_run_opts
+from kdzoo_testing.runs import assert_rows_written, metrics, straight_and_resumed, train_net
 
 
 @pytest.mark.parametrize(
@@ -32,7 +25,7 @@ def test_wcord_and_wcord_kd_train_on_real_cifar100(
     opts = {
         "MODEL.TEACHER.NAME": "resnet8",
         "MODEL.TEACHER.WEIGHTS": random_teacher,
-        "DISTILLER.WCORD.NUM_NEGATIVES": 512,
+        "DISTILLER.MEMORY_BANK.NUM_NEGATIVES": 512,
         **extra,
     }
     result = train_net(
@@ -65,7 +58,7 @@ def test_resume_with_a_gradient_penalised_critic_is_exact(cifar100_slice, random
             "DISTILLER.NAME": "wcord",
             "MODEL.TEACHER.NAME": "resnet8",
             "MODEL.TEACHER.WEIGHTS": random_teacher,
-            "DISTILLER.WCORD.NUM_NEGATIVES": 512,
+            "DISTILLER.MEMORY_BANK.NUM_NEGATIVES": 512,
             "DISTILLER.WCORD.CRITIC": "mlp",
             "DISTILLER.WCORD.LIPSCHITZ": "gradient_penalty",
         },
@@ -80,5 +73,12 @@ def test_resume_with_a_gradient_penalised_critic_is_exact(cifar100_slice, random
 def test_unknown_option_names_the_key():
     cfg = get_cfg()
     cfg.merge_from_list(["DISTILLER.NAME", "wcord", "DISTILLER.WCORD.CRITIC", "bilinear"])
+    cfg.merge_from_list(["MODEL.STUDENT.NAME", "resnet8", "MODEL.TEACHER.NAME", "resnet8"])
     with pytest.raises(ConfigError, match=r"DISTILLER\.WCORD\.CRITIC must be one of"):
-        build_distiller(cfg, build_backbone("resnet8"), build_backbone("resnet8"))
+        build_distiller(cfg, torch.arange(100), load_weights=False)
+    # The bank's options, shared with CRD, are named under DISTILLER.MEMORY_BANK.
+    cfg.merge_from_list(
+        ["DISTILLER.WCORD.CRITIC", "inner", "DISTILLER.MEMORY_BANK.MODE", "exactly"]
+    )
+    with pytest.raises(ConfigError, match=r"^DISTILLER\.MEMORY_BANK\.MODE must be one of"):
+        build_distiller(cfg, torch.arange(100), load_weights=False)
