@@ -5,13 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
 from kdzoo import model_zoo
 from kdzoo.checkpoint import load_backbone_weights
 from kdzoo.modeling import build_backbone
+from kdzoo.reports import summarize_run
 from kdzoo.utils.errors import KdzooError
-from kdzoo.utils.results import summarize_run
+from kdzoo_testing import REPO_ROOT
 
 DIGITS = "digits/resnet32_vanilla"
 

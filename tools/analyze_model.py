@@ -17,7 +17,7 @@ import sys
 from tabulate import tabulate
 
 from kdzoo.config import get_cfg
-from kdzoo.utils.analysis import CIFAR100_TRAIN_SIZE, analyze
+from kdzoo.reports import CIFAR100_TRAIN_SIZE, analyze
 from kdzoo.utils.errors import KdzooError
 
 

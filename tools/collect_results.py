@@ -13,8 +13,8 @@ import sys
 
 from tabulate import tabulate
 
+from kdzoo.reports import summarize_run
 from kdzoo.utils.errors import KdzooError
-from kdzoo.utils.results import summarize_run
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ and ``test/top1``), one line per run, labelled by the run directory's name.
 import argparse
 import sys
 
+from kdzoo.reports import plot_runs
 from kdzoo.utils.errors import KdzooError
-from kdzoo.utils.plotting import plot_runs
 
 
 def main() -> None:

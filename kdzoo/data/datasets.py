@@ -1,9 +1,9 @@
 """Datasets, registered by name in ``DATASET_REGISTRY`` and built as ``fn(cfg, train) -> Dataset``.
 
-Small datasets (CIFAR-100, the digits demo) live in memory as one uint8 tensor ``[N, 3, H, W]``;
-the loader indexes it directly, with no workers. Image folders (ImageNet) decode and crop in
-DataLoader workers and also hand uint8 ``[3, H, W]`` tensors to the training device, where the
-float work (flip, normalisation) runs batched.
+Small datasets (CIFAR-100, STL-10, the digits demo) live in memory as one uint8 tensor
+``[N, 3, H, W]``; the loader indexes it directly, with no workers. Image folders (ImageNet,
+Tiny-ImageNet) decode and crop in DataLoader workers and also hand uint8 ``[3, H, W]`` tensors to
+the training device, where the float work (flip, normalisation) runs batched.
 """
 
 import os
@@ -81,6 +81,27 @@ def build_cifar100(cfg, train: bool) -> InMemoryDataset:
     return InMemoryDataset(images, torch.tensor(tv.targets), tv.classes)
 
 
+@DATASET_REGISTRY.register("stl10")
+def build_stl10(cfg, train: bool) -> InMemoryDataset:
+    """STL-10's labelled images (10 classes, 96x96; 5,000 train, 8,000 test): torchvision's
+    ``stl10_binary`` files in ``DATASETS.ROOT``, downloaded there when ``DATASETS.DOWNLOAD``.
+    The unlabelled split is not read."""
+    from torchvision.datasets import STL10
+
+    root = cfg.DATASETS.ROOT
+    try:
+        stl = STL10(root, split="train" if train else "test", download=cfg.DATASETS.DOWNLOAD)
+    except (RuntimeError, OSError) as e:  # missing files; a failed download
+        where = f"STL-10 not found in DATASETS.ROOT {root!r} (no stl10_binary/)"
+        if not cfg.DATASETS.DOWNLOAD:
+            raise DataError(f"{where}; DATASETS.DOWNLOAD True fetches it") from None
+        raise DataError(f"{where}, and downloading it failed: {e}") from None
+    # torchvision keeps STL-10 as [N, 3, H, W] already (the binary files are channel-major), and
+    # names its classes only when class_names.txt was downloaded too.
+    images, labels = torch.from_numpy(stl.data), torch.from_numpy(stl.labels).long()
+    return InMemoryDataset(images, labels, getattr(stl, "classes", None))
+
+
 @DATASET_REGISTRY.register("digits")
 def build_digits(cfg, train: bool) -> InMemoryDataset:
     """scikit-learn's 1,797 real 8x8 handwritten digits, upsampled to ``INPUT.SIZE`` RGB.
@@ -122,19 +143,22 @@ def build_synthetic(cfg, train: bool) -> InMemoryDataset:
 
 class FolderDataset(Dataset):
     """An ImageNet-style folder (one sub-folder per class) decoded to uint8 ``[3, S, S]`` tensors:
-    RandomResizedCrop(S) for training, Resize(S * 8/7) + CenterCrop(S) for testing."""
+    RandomResizedCrop(S) for training, Resize(S * 8/7) + CenterCrop(S) for testing; or, with
+    ``resize_whole``, every image resized whole to S x S (small images such as Tiny-ImageNet's,
+    cropped and flipped later on the device like CIFAR's)."""
 
-    def __init__(self, root: str, size: int, train: bool) -> None:
+    def __init__(self, root: str, size: int, train: bool, resize_whole: bool = False) -> None:
         from torchvision import transforms as T
         from torchvision.datasets import ImageFolder
 
         if not os.path.isdir(root):
             raise DataError(f"image folder not found: {root}")
-        crop = (
-            [T.RandomResizedCrop(size)]
-            if train
-            else [T.Resize(round(size * 8 / 7)), T.CenterCrop(size)]
-        )
+        if resize_whole:
+            crop = [T.Resize((size, size))]
+        elif train:
+            crop = [T.RandomResizedCrop(size)]
+        else:
+            crop = [T.Resize(round(size * 8 / 7)), T.CenterCrop(size)]
         self.folder = ImageFolder(root, transform=T.Compose([*crop, T.PILToTensor()]))
         self.labels = torch.tensor(self.folder.targets)
         self.class_names = self.folder.classes
@@ -152,6 +176,32 @@ def build_imagefolder(cfg, train: bool) -> FolderDataset:
     """``DATASETS.ROOT/train`` and ``DATASETS.ROOT/val`` in torchvision's ImageFolder layout."""
     return FolderDataset(
         os.path.join(cfg.DATASETS.ROOT, "train" if train else "val"), cfg.INPUT.SIZE, train
+    )
+
+
+@DATASET_REGISTRY.register("tinyimagenet")
+def build_tinyimagenet(cfg, train: bool) -> FolderDataset:
+    """Tiny-ImageNet (200 classes, 64x64; 100,000 train, 10,000 val): ``DATASETS.ROOT/train``
+    and ``DATASETS.ROOT/val`` in ImageFolder layout, each image resized whole to ``INPUT.SIZE``.
+
+    Tiny-ImageNet ships ``val/`` as one folder of images plus ``val_annotations.txt``; ImageFolder
+    would read that as one class, so both splits must list the same class folders.
+    """
+    root = cfg.DATASETS.ROOT
+    folders = {split: os.path.join(root, split) for split in ("train", "val")}
+    for folder in folders.values():
+        if not os.path.isdir(folder):
+            raise DataError(f"image folder not found: {folder}")
+    classes = {
+        split: sorted(e.name for e in os.scandir(f) if e.is_dir()) for split, f in folders.items()
+    }
+    if classes["train"] != classes["val"]:
+        raise DataError(
+            f"{folders['val']} has {len(classes['val'])} class folders, {folders['train']} has "
+            f"{len(classes['train'])}: sort val/ into one folder per class (val_annotations.txt)"
+        )
+    return FolderDataset(
+        folders["train" if train else "val"], cfg.INPUT.SIZE, train, resize_whole=True
     )
 
 

@@ -21,16 +21,18 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from kdzoo.checkpoint import atomic_save, load_file
 from kdzoo.config import get_cfg
-from kdzoo.data import BatchAugmentation, InMemoryDataset, build_dataset
+from kdzoo.data import DATASET_REGISTRY, BatchAugmentation, InMemoryDataset, build_dataset
 from kdzoo.utils.errors import DataError
 
 from .classification import topk_correct
 
 logger = logging.getLogger(__name__)
 
+#: The registered datasets (``kdzoo.data.DATASET_REGISTRY``) the probe accepts.
 PROBE_DATASETS = ("cifar100", "stl10", "tinyimagenet")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]  # (uint8 [B, 3, H, W], int64 [B])
 
@@ -41,39 +43,10 @@ def _in_memory_batches(dataset: InMemoryDataset, batch_size: int) -> Iterator:
         yield dataset.images[start:stop], dataset.labels[start:stop]
 
 
-def _stl10(root: str, train: bool, download: bool) -> InMemoryDataset:
-    from torchvision.datasets import STL10
-
-    try:
-        stl = STL10(root, split="train" if train else "test", download=download)
-    except RuntimeError as e:
-        raise DataError(
-            f"STL-10 not found in {root!r} (pass --download to fetch it): {e}"
-        ) from None
-    return InMemoryDataset(torch.from_numpy(stl.data), torch.from_numpy(stl.labels).long())
-
-
-def _image_folder(root: str, train: bool, size: int):
-    """``root/train`` or ``root/val`` with one sub-folder per class, resized whole to ``size``."""
-    from torchvision import transforms as T
-    from torchvision.datasets import ImageFolder
-
-    folders = {split: os.path.join(root, split) for split in ("train", "val")}
-    for folder in folders.values():
-        if not os.path.isdir(folder):
-            raise DataError(f"image folder not found: {folder}")
-    # Tiny-ImageNet ships val/ as one folder of images plus val_annotations.txt; ImageFolder
-    # would read that as one class, so the two splits must list the same classes.
-    classes = {
-        split: sorted(e.name for e in os.scandir(f) if e.is_dir()) for split, f in folders.items()
-    }
-    if classes["train"] != classes["val"]:
-        raise DataError(
-            f"{folders['val']} has {len(classes['val'])} class folders, {folders['train']} has "
-            f"{len(classes['train'])}: sort val/ into one folder per class (val_annotations.txt)"
-        )
-    transform = T.Compose([T.Resize((size, size)), T.PILToTensor()])
-    return ImageFolder(folders["train" if train else "val"], transform=transform)
+def _loader_batches(dataset: Dataset, batch_size: int, num_workers: int) -> Iterator:
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    for images, labels, _ in loader:  # kdzoo datasets yield (image, label, index)
+        yield images, labels
 
 
 def probe_batches(
@@ -85,20 +58,24 @@ def probe_batches(
     num_workers: int = 4,
     download: bool = False,
 ) -> Batches:
-    """Uint8 batches of one split: ``cifar100`` (kdzoo's DATASET_REGISTRY: ``root`` holds
+    """Uint8 batches of one split of ``dataset``, one of :data:`PROBE_DATASETS`, built by
+    :func:`kdzoo.data.build_dataset` from ``root`` (``DATASETS.ROOT``), ``download``
+    (``DATASETS.DOWNLOAD``) and ``size`` (``INPUT.SIZE``): ``cifar100`` (``root`` holds
     ``cifar100.npz`` or torchvision's files), ``stl10`` (torchvision's, 10 classes) or
-    ``tinyimagenet`` (an ImageFolder ``root/train``, ``root/val``; 200 classes). Folder images
-    are resized to ``size`` while decoding; in-memory ones by :func:`extract_features`."""
-    if dataset == "cifar100":
-        cfg = get_cfg()
-        cfg.DATASETS.NAME, cfg.DATASETS.ROOT, cfg.DATASETS.DOWNLOAD = "cifar100", root, download
-        return _in_memory_batches(build_dataset(cfg, train), batch_size)
-    if dataset == "stl10":
-        return _in_memory_batches(_stl10(root, train, download), batch_size)
-    if dataset == "tinyimagenet":
-        folder = _image_folder(root, train, size)
-        return torch.utils.data.DataLoader(folder, batch_size=batch_size, num_workers=num_workers)
-    raise DataError(f"unknown probe dataset {dataset!r}; choose one of {list(PROBE_DATASETS)}")
+    ``tinyimagenet`` (an ImageFolder ``root/train``, ``root/val``; 200 classes).
+
+    In-memory datasets are sliced from their tensors (and resized by :func:`extract_features`);
+    folder datasets decode and resize to ``size`` in ``num_workers`` DataLoader workers.
+    """
+    if dataset not in PROBE_DATASETS or dataset not in DATASET_REGISTRY:
+        raise DataError(f"unknown probe dataset {dataset!r}; choose one of {list(PROBE_DATASETS)}")
+    cfg = get_cfg()
+    cfg.DATASETS.NAME, cfg.DATASETS.ROOT, cfg.DATASETS.DOWNLOAD = dataset, root, download
+    cfg.INPUT.SIZE = size
+    data = build_dataset(cfg, train)
+    if isinstance(data, InMemoryDataset):
+        return _in_memory_batches(data, batch_size)
+    return _loader_batches(data, batch_size, num_workers)
 
 
 @torch.no_grad()

@@ -108,3 +108,57 @@ def test_digits_ship_with_scikit_learn():
     assert len(train) + len(test) == 1797 and train.images.shape[1:] == (3, 32, 32)
     per_class = torch.bincount(torch.cat([train.labels, test.labels]))
     assert torch.equal(torch.bincount(test.labels), per_class // 5)  # 20% of each digit held out
+
+
+def fake_image_folder(root, splits=("train", "val"), classes=("n01", "n02"), per_class=2):
+    """A tiny ImageFolder: ``per_class`` 8x8 PNGs per class and split, each of one flat colour."""
+    from PIL import Image
+
+    for split in splits:
+        for label, wnid in enumerate(classes):
+            (root / split / wnid).mkdir(parents=True)
+            for i in range(per_class):
+                colour = (40 * label + 10 * i, 0, 255)
+                Image.new("RGB", (8, 8), colour).save(root / split / wnid / f"{i}.png")
+
+
+def test_tinyimagenet_images_are_resized_whole_to_input_size(tmp_path):
+    fake_image_folder(tmp_path)
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.NAME", "tinyimagenet", "DATASETS.ROOT", str(tmp_path)])
+    cfg.merge_from_list(["INPUT.SIZE", 16])
+    for train in (True, False):
+        data = build_dataset(cfg, train)
+        assert len(data) == 4 and data.labels.tolist() == [0, 0, 1, 1]
+        image, label, index = data[3]
+        assert image.dtype == torch.uint8 and image.shape == (3, 16, 16)
+        assert (label, index) == (1, 3)
+        # Resized whole, not cropped: a flat 8x8 image stays flat, with its own colour.
+        assert image[:, 0, 0].tolist() == [50, 0, 255] and bool((image == image[:, :1, :1]).all())
+
+
+def test_tinyimagenet_val_without_class_folders_is_a_clear_error(tmp_path):
+    # Tiny-ImageNet as downloaded: val/ holds images/ and val_annotations.txt, not one folder
+    # per class.
+    fake_image_folder(tmp_path, splits=("train",))
+    (tmp_path / "val" / "images").mkdir(parents=True)
+    (tmp_path / "val" / "val_annotations.txt").write_text("0.png\tn01\n")
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.NAME", "tinyimagenet", "DATASETS.ROOT", str(tmp_path)])
+    for train in (True, False):
+        with pytest.raises(DataError) as error:
+            build_dataset(cfg, train)
+        message = str(error.value)
+        assert "\n" not in message
+        assert message == (
+            f"{tmp_path / 'val'} has 1 class folders, {tmp_path / 'train'} has 2: sort val/ into "
+            "one folder per class (val_annotations.txt)"
+        )
+
+
+def test_missing_stl10_without_download_is_a_clear_error(tmp_path):
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.NAME", "stl10", "DATASETS.ROOT", str(tmp_path)])
+    cfg.merge_from_list(["DATASETS.DOWNLOAD", "False"])
+    with pytest.raises(DataError, match="STL-10 not found in DATASETS.ROOT .*DATASETS.DOWNLOAD"):
+        build_dataset(cfg, train=True)

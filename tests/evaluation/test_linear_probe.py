@@ -10,13 +10,20 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import REPO_ROOT
 from PIL import Image
 
 from kdzoo.config import get_cfg
-from kdzoo.evaluation import extract_features, probe_batches, run_linear_probe, train_linear_probe
+from kdzoo.data import DATASET_REGISTRY
+from kdzoo.evaluation import (
+    PROBE_DATASETS,
+    extract_features,
+    probe_batches,
+    run_linear_probe,
+    train_linear_probe,
+)
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import DataError
+from kdzoo_testing import REPO_ROOT
 
 TOOL = REPO_ROOT / "tools" / "linear_probe.py"
 
@@ -141,3 +148,13 @@ def test_stl10_and_tiny_imagenet_batches(tmp_path, monkeypatch):
     (tmp_path / "val" / "images").mkdir()
     with pytest.raises(DataError, match="val has 1 class folders, .*train has 2"):
         probe_batches("tinyimagenet", str(tmp_path), True, size=32)
+
+
+def test_probe_datasets_are_registered_and_others_are_refused(tmp_path):
+    assert all(name in DATASET_REGISTRY for name in PROBE_DATASETS)
+    choices = "\\['cifar100', 'stl10', 'tinyimagenet'\\]"
+    for name in ("imagenet", "digits"):  # not a probe dataset; registered or not
+        with pytest.raises(
+            DataError, match=f"^unknown probe dataset '{name}'; choose one of {choices}$"
+        ):
+            probe_batches(name, str(tmp_path), True, size=32)

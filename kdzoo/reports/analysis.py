@@ -1,9 +1,10 @@
 """What a configured distillation costs: parameters and FLOPs of the teacher and the student,
 the distiller's extra modules, and the size of its memories.
 
-Everything is built from the config alone, with random weights: the teacher's weight file need
-not exist, since its size does not depend on its values. The numbers are returned as plain dicts,
-ready for ``tabulate(rows, headers="keys")`` and for JSON.
+Everything is built from the config alone by :func:`kdzoo.distillers.build_distiller` with
+``load_weights=False``: random weights, no weight file read (sizes do not depend on values), and
+dataset-sized state bound to fake labels. The numbers are returned as plain dicts, ready for
+``tabulate(rows, headers="keys")`` and for JSON.
 """
 
 import warnings
@@ -14,7 +15,6 @@ from torch import nn
 from kdzoo.config import CfgNode
 from kdzoo.distillers import Distiller, build_distiller
 from kdzoo.memory import Memory
-from kdzoo.modeling import build_backbone
 
 with warnings.catch_warnings():
     # fvcore scripts a helper with torch.jit.script at import, which torch >= 2.10 deprecates;
@@ -28,21 +28,10 @@ CIFAR100_TRAIN_SIZE = 50_000
 _MIB = 2**20
 
 
-def build_distiller_for_analysis(cfg: CfgNode, num_samples: int = CIFAR100_TRAIN_SIZE) -> Distiller:
-    """The distiller ``cfg`` configures, around randomly initialised backbones.
-
-    Its dataset-sized state (CRD's memory bank, say) is bound to ``num_samples`` fake labels
-    spread evenly over ``cfg.MODEL.NUM_CLASSES`` classes, as ``Trainer`` would bind the real ones.
-    """
-    num_classes = cfg.MODEL.NUM_CLASSES
-    student = build_backbone(cfg.MODEL.STUDENT.NAME, num_classes)
-    # The method decides whether a teacher is needed; build_distiller says so if one is missing.
-    teacher = None
-    if cfg.MODEL.TEACHER.NAME:
-        teacher = build_backbone(cfg.MODEL.TEACHER.NAME, num_classes)
-    distiller = build_distiller(cfg, student, teacher)
-    distiller.bind_dataset(torch.arange(num_samples) % num_classes)
-    return distiller
+def fake_train_labels(cfg: CfgNode, num_samples: int = CIFAR100_TRAIN_SIZE) -> torch.Tensor:
+    """``num_samples`` labels spread evenly over ``cfg.MODEL.NUM_CLASSES`` classes: all that
+    dataset-sized state (CRD's memory bank, say) needs to be sized as for a real training set."""
+    return torch.arange(num_samples) % cfg.MODEL.NUM_CLASSES
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:
@@ -136,7 +125,7 @@ def memory_rows(distiller: Distiller) -> list[dict]:
 
 def analyze(cfg: CfgNode, num_samples: int = CIFAR100_TRAIN_SIZE) -> dict[str, list[dict]]:
     """All of the above for the distiller ``cfg`` configures."""
-    distiller = build_distiller_for_analysis(cfg, num_samples)
+    distiller = build_distiller(cfg, fake_train_labels(cfg, num_samples), load_weights=False)
     return {
         "backbones": backbone_rows(cfg, distiller),
         "extra_modules": extra_module_rows(distiller),

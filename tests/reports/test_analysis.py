@@ -1,4 +1,4 @@
-"""kdzoo.utils.analysis and tools/analyze_model.py: parameter, FLOP and memory counts."""
+"""kdzoo.reports.analysis and tools/analyze_model.py: parameter, FLOP and memory counts."""
 
 import json
 import subprocess
@@ -6,17 +6,18 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from kdzoo.config import get_cfg
-from kdzoo.utils.analysis import (
+from kdzoo.distillers import build_distiller
+from kdzoo.reports.analysis import (
     backbone_rows,
-    build_distiller_for_analysis,
     count_flops,
     extra_module_rows,
+    fake_train_labels,
     memory_rows,
 )
 from kdzoo.utils.errors import ConfigError
+from kdzoo_testing import REPO_ROOT
 
 # Small CoCoRD heads and queue, so that the test builds in a blink.
 COCORD_DIMS = {"PROJ_DIM": 16, "PROJ_HIDDEN": 32, "PRED_HIDDEN": 8, "QUEUE_SIZE": 128}
@@ -33,6 +34,11 @@ def tiny_cfg(method: str, **options):
     return cfg
 
 
+def build_for_analysis(cfg, num_samples: int):
+    """The distiller as ``analyze`` builds it: random weights, ``num_samples`` fake labels."""
+    return build_distiller(cfg, fake_train_labels(cfg, num_samples), load_weights=False)
+
+
 def numel(module: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
@@ -40,7 +46,7 @@ def numel(module: torch.nn.Module, trainable_only: bool = False) -> int:
 @pytest.mark.parametrize("method", ["kd", "cocord"])
 def test_backbone_rows_count_parameters_and_flops(method):
     cfg = tiny_cfg(method, **(COCORD_DIMS if method == "cocord" else {}))
-    distiller = build_distiller_for_analysis(cfg, num_samples=1000)
+    distiller = build_for_analysis(cfg, num_samples=1000)
     rows = {row["model"]: row for row in backbone_rows(cfg, distiller)}
     assert rows["teacher"]["params"] == numel(distiller.teacher)
     assert rows["teacher"]["trainable"] == 0  # the teacher is frozen
@@ -50,7 +56,7 @@ def test_backbone_rows_count_parameters_and_flops(method):
 
 
 def test_flops_leave_the_training_mode_alone():
-    distiller = build_distiller_for_analysis(tiny_cfg("kd"), num_samples=10)
+    distiller = build_for_analysis(tiny_cfg("kd"), num_samples=10)
     distiller.student.train()
     count_flops(distiller.student)
     assert distiller.student.training
@@ -58,7 +64,7 @@ def test_flops_leave_the_training_mode_alone():
 
 def test_cocord_extra_modules_and_queue_size():
     cfg = tiny_cfg("cocord", **COCORD_DIMS)
-    distiller = build_distiller_for_analysis(cfg, num_samples=1000)
+    distiller = build_for_analysis(cfg, num_samples=1000)
     extra = {row["module"]: row for row in extra_module_rows(distiller)}
     assert "student" not in extra and "teacher" not in extra
     for name in ("student_head", "predictor", "teacher_head", "slow_student", "dictionary"):
@@ -78,8 +84,11 @@ def test_cocord_extra_modules_and_queue_size():
 
 
 def test_crd_bank_is_sized_by_num_samples():
-    cfg = tiny_cfg("crd", FEAT_DIM=32, NUM_NEGATIVES=64)
-    distiller = build_distiller_for_analysis(cfg, num_samples=1000)
+    cfg = tiny_cfg("crd")
+    cfg.merge_from_list(
+        ["DISTILLER.MEMORY_BANK.FEAT_DIM", 32, "DISTILLER.MEMORY_BANK.NUM_NEGATIVES", 64]
+    )
+    distiller = build_for_analysis(cfg, num_samples=1000)
     (bank,) = memory_rows(distiller)
     assert bank["shape"] == [2, 1000, 32]
     assert bank["bytes"] == distiller.memory.banks.numel() * distiller.memory.banks.element_size()
@@ -89,13 +98,13 @@ def test_crd_bank_is_sized_by_num_samples():
 def test_vanilla_has_no_teacher_row_and_kd_needs_a_teacher():
     cfg = tiny_cfg("vanilla")
     cfg.MODEL.TEACHER.NAME = ""
-    distiller = build_distiller_for_analysis(cfg, num_samples=10)
+    distiller = build_for_analysis(cfg, num_samples=10)
     assert [row["model"] for row in backbone_rows(cfg, distiller)] == ["student"]
     assert memory_rows(distiller) == []
     cfg = tiny_cfg("kd")
     cfg.MODEL.TEACHER.NAME = ""
     with pytest.raises(ConfigError, match="needs a teacher"):
-        build_distiller_for_analysis(cfg, num_samples=10)
+        build_for_analysis(cfg, num_samples=10)
 
 
 def test_analyze_model_tool_needs_no_teacher_weights(tmp_path):

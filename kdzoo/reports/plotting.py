@@ -10,7 +10,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .errors import KdzooError
+from kdzoo.utils.errors import KdzooError
+
 from .results import TOP1_KEY, read_metrics
 
 

@@ -2,24 +2,25 @@
 
 A run directory holds ``config.yaml`` (the full merged config) and ``metrics.json`` (one JSON
 object per line; training lines carry ``iteration``, the losses and ``lr``, evaluation lines
-``test/top1``), as :class:`~kdzoo.engine.Trainer` writes them.
+``test/top1``), as :class:`~kdzoo.engine.Trainer` writes them; their paths come from
+:class:`~kdzoo.checkpoint.RunFolder`, the one place that knows a run folder's file names.
 """
 
 import json
 from pathlib import Path
 
+from kdzoo.checkpoint import RunFolder
 from kdzoo.config.config import read_yaml_mapping
-
-from .errors import KdzooError
+from kdzoo.utils.errors import KdzooError
 
 TOP1_KEY = "test/top1"
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The records of ``run_dir/metrics.json``, in the order they were written."""
-    path = Path(run_dir) / "metrics.json"
+    path = Path(RunFolder(run_dir).metrics_file)
     if not path.is_file():
-        raise KdzooError(f"no metrics.json in {run_dir}")
+        raise KdzooError(f"no {path.name} in {run_dir}")
     records = []
     with open(path) as f:
         for number, line in enumerate(f, start=1):
@@ -34,9 +35,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 def read_run_config(run_dir: str | Path) -> dict:
     """``run_dir/config.yaml`` as plain data (safe_load: a run directory is user input)."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(RunFolder(run_dir).config_file)
     if not path.is_file():
-        raise KdzooError(f"no config.yaml in {run_dir}")
+        raise KdzooError(f"no {path.name} in {run_dir}")
     return read_yaml_mapping(path, kind="run config")
 
 

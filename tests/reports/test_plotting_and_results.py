@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
 
+from kdzoo.reports import summarize_run
 from kdzoo.utils.errors import KdzooError
-from kdzoo.utils.results import summarize_run
+from kdzoo_testing import REPO_ROOT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
