@@ -1,18 +1,13 @@
 """Shared fixtures: the team's ``../shared`` folder (reference JSONs, real CIFAR-100)."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# The team's shared folder sits beside the checkout; KDZOO_SHARED points elsewhere if needed.
-SHARED_DIR = Path(os.environ.get("KDZOO_SHARED", REPO_ROOT.parent / "shared"))
-REFERENCE_DIR = SHARED_DIR / "reference"
-CIFAR100_NPZ = SHARED_DIR / "data" / "cifar100.npz"
+from kdzoo_testing import CIFAR100_NPZ, REFERENCE_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -80,21 +75,3 @@ def random_teacher(tmp_path_factory) -> Path:
     torch.manual_seed(1)
     torch.save({"model": build_backbone("resnet8").state_dict()}, path)
     return path
-
-
-def tiny_run_opts(data_root: Path, output_dir: Path, **overrides) -> list[str]:
-    """KEY VALUE overrides for a few-iteration CPU run of resnet8 on the CIFAR-100 slice."""
-    opts = {
-        "DATASETS.ROOT": str(data_root),
-        "OUTPUT_DIR": str(output_dir),
-        "MODEL.STUDENT.NAME": "resnet8",
-        "SOLVER.IMS_PER_BATCH": 32,
-        "SOLVER.MAX_ITER": 6,
-        "SOLVER.CHECKPOINT_PERIOD": 3,
-        "SOLVER.CHECKPOINT_KEEP": 0,
-        "TEST.EVAL_PERIOD": 3,
-        "TEST.IMS_PER_BATCH": 500,
-        "LOG_PERIOD": 2,
-    }
-    opts.update(overrides)
-    return [str(x) for kv in opts.items() for x in kv]

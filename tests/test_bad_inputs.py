@@ -11,17 +11,15 @@ import ast
 import os
 import pickle
 import stat
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, tiny_run_opts
 
-sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))
-from runs import train_net_in_process  # noqa: E402
+from kdzoo_testing import REPO_ROOT, tiny_run_opts
+from kdzoo_testing.runs import train_net_in_process
 
 pytestmark = pytest.mark.reliability
 
@@ -105,14 +103,14 @@ def unknown_cocord_dictionary(i: Inputs):
 
 @case
 def unknown_crd_memory(i: Inputs):
-    opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.CRD.MEMORY": "bank"})
+    opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.MEMORY_BANK.NAME": "bank"})
     return i.argv(**opts), "Unknown memory 'bank'; registered names are: key_queue, momentum_bank"
 
 
 @case
 def unknown_choice(i: Inputs):
-    opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.CRD.MODE": "exactly"})
-    return i.argv(**opts), "DISTILLER.CRD.MODE must be one of exact, relax; got 'exactly'"
+    opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.MEMORY_BANK.MODE": "exactly"})
+    return i.argv(**opts), "DISTILLER.MEMORY_BANK.MODE must be one of exact, relax; got 'exactly'"
 
 
 @case

@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import torch
-from conftest import REPO_ROOT
 from torch.utils.flop_counter import FlopCounterMode
 
 from kdzoo.benchmarks.roofline import step_flops
 from kdzoo.benchmarks.training import build_trainer
+from kdzoo_testing import REPO_ROOT
 
 
 def test_quick_benchmark_writes_json(tmp_path):

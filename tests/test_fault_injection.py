@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
 from kdzoo.engine import main
 from kdzoo.utils.file_io import TEMPORARY_PREFIX
+from kdzoo_testing import REPO_ROOT, tiny_run_opts
 
 pytestmark = pytest.mark.reliability
 

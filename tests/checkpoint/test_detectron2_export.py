@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import REPO_ROOT
 
 from kdzoo.checkpoint import to_detectron2_names
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import KdzooError
+from kdzoo_testing import REPO_ROOT
 
 TOOL = REPO_ROOT / "tools" / "export_backbone.py"
 _spec = importlib.util.spec_from_file_location("export_backbone", TOOL)

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from kdzoo.modeling import build_backbone
+from kdzoo_testing import REPO_ROOT
 
 TOOL = str(REPO_ROOT / "tools" / "export_backbone.py")
 

@@ -2,18 +2,14 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
 from kdzoo.engine import launch, main
-
-sys.path.insert(0, str(Path(__file__).parent))
-import ddp_worker  # noqa: E402
-from test_training import metrics  # noqa: E402
+from kdzoo_testing import REPO_ROOT, ddp_worker, tiny_run_opts
+from kdzoo_testing.runs import metrics
 
 
 def test_two_process_gloo_run_keeps_ranks_identical(cifar100_slice, tmp_path):
@@ -54,7 +50,7 @@ SMALL_COCORD = {
     "DISTILLER.COCORD.QUEUE_SIZE": 100,
 }
 EQUIVALENCE_CASES = {
-    "crd": {"DISTILLER.NAME": "crd", "DISTILLER.CRD.NUM_NEGATIVES": 256},
+    "crd": {"DISTILLER.NAME": "crd", "DISTILLER.MEMORY_BANK.NUM_NEGATIVES": 256},
     "cocord": SMALL_COCORD,
     # No predictor then: once a parameter without gradients, which stalled DDP's reduction.
     "cocord_without_prediction": {**SMALL_COCORD, "DISTILLER.COCORD.PREDICTION_TARGET": "none"},

@@ -1,40 +1,24 @@
 """End-to-end training through the engine on a slice of the real CIFAR-100."""
 
 import errno
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_run_opts
 
 from kdzoo.checkpoint import load_file
 from kdzoo.engine import NonFiniteLossError
-
-sys.path.insert(0, str(Path(__file__).parent))
-import toy_distillers  # noqa: E402
-from runs import run_in_process, straight_and_resumed, train_net_in_process  # noqa: E402
+from kdzoo_testing import tiny_run_opts, toy_distillers
+from kdzoo_testing.runs import (
+    metrics,
+    run_in_process,
+    straight_and_resumed,
+    train_net,
+    train_net_in_process,
+)
 
 toy_distillers.register()
-
-
-def train_net(*argv: str) -> subprocess.CompletedProcess:
-    """Run tools/train_net.py in a fresh interpreter, as a user would."""
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "train_net.py"), *argv],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO_ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-
-
-def metrics(output_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

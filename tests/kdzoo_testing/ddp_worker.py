@@ -4,11 +4,11 @@ import gc
 
 import torch
 import torch.distributed as dist
-import toy_distillers
 from torch.nn.parallel import DistributedDataParallel
 
 from kdzoo.engine import Trainer, default_argument_parser, default_setup, setup_cfg
 from kdzoo.utils import comm
+from kdzoo_testing import toy_distillers
 
 
 def train_and_dump(argv: list[str], dump_dir: str) -> None:
