@@ -108,6 +108,15 @@ def unknown_crd_memory(i: Inputs):
 
 
 @case
+def renamed_config_key(i: Inputs):
+    opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.CRD.FEAT_DIM": 64})
+    return i.argv(**opts), (
+        "command line: config key DISTILLER.CRD.FEAT_DIM was renamed to "
+        "DISTILLER.MEMORY_BANK.FEAT_DIM; update the config"
+    )
+
+
+@case
 def unknown_choice(i: Inputs):
     opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.MEMORY_BANK.MODE": "exactly"})
     return i.argv(**opts), "DISTILLER.MEMORY_BANK.MODE must be one of exact, relax; got 'exactly'"

@@ -8,7 +8,6 @@ and prints the three accuracies. Each step is a ``tools/train_net.py`` command, 
 runs. Outputs go to ``output/quickstart/`` (this script's own folder, emptied first).
 """
 
-import json
 import os
 import shlex
 import shutil
@@ -17,10 +16,12 @@ import sys
 from tabulate import tabulate
 
 from kdzoo.engine import default_argument_parser, run
+from kdzoo.model_zoo import get_checkpoint_url
+from kdzoo.reports import summarize_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join("output", "quickstart")
-TEACHER = "model_zoo/digits/resnet32_vanilla/model_final.pth"
+TEACHER = os.path.relpath(get_checkpoint_url("digits/resnet32_vanilla"), ROOT)
 
 
 def train_net(*argv: str) -> dict | None:
@@ -29,9 +30,7 @@ def train_net(*argv: str) -> dict | None:
 
 
 def final_top1(output_dir: str) -> float:
-    with open(os.path.join(output_dir, "metrics.json")) as f:
-        evals = [json.loads(line) for line in f if "test/top1" in line]
-    return evals[-1]["test/top1"]
+    return summarize_run(output_dir)["last_top1"]
 
 
 def main() -> None:
