@@ -108,6 +108,14 @@ def unknown_crd_memory(i: Inputs):
 
 
 @case
+def flag_where_a_value_is_expected(i: Inputs):
+    # "SOLVER.MAX_ITER --resume": the value was forgotten; the flag must not be taken as it.
+    return [*i.argv(), "SOLVER.MAX_ITER", "--resume"], (
+        "command line: SOLVER.MAX_ITER needs a value before --resume"
+    )
+
+
+@case
 def renamed_config_key(i: Inputs):
     opts = i.teacher_opts(**{"DISTILLER.NAME": "crd", "DISTILLER.CRD.FEAT_DIM": 64})
     return i.argv(**opts), (

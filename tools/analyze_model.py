@@ -10,19 +10,18 @@ images: CIFAR-100's 50,000 by default. FLOPs are fvcore's (a multiply-add counts
 image at the backbone's native size.
 """
 
-import argparse
 import json
 import sys
 
 from tabulate import tabulate
 
-from kdzoo.config import get_cfg
+from kdzoo.config import OverridesArgumentParser, get_cfg
 from kdzoo.reports import CIFAR100_TRAIN_SIZE, analyze
 from kdzoo.utils.errors import KdzooError
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OverridesArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", "--config-file", dest="config_file", required=True)
     parser.add_argument(
         "--num-samples",
@@ -31,9 +30,8 @@ def main() -> None:
         help="training-set size that dataset-sized memories are built for (default: CIFAR-100)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE")
-    args = parser.parse_args()
     try:
+        args = parser.parse_args()  # KEY VALUE overrides, anywhere among the flags, in args.opts
         cfg = get_cfg()
         cfg.merge_from_file(args.config_file)
         cfg.merge_from_list(args.opts)

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from .command_line import OverridesArgumentParser
 from .config import CfgNode, load_yaml_with_base, require_choice
 from .defaults import _C
 
@@ -23,4 +24,11 @@ def add_config(updater: Callable[[CfgNode], None]) -> Callable[[CfgNode], None]:
     return updater
 
 
-__all__ = ["CfgNode", "add_config", "get_cfg", "load_yaml_with_base", "require_choice"]
+__all__ = [
+    "CfgNode",
+    "OverridesArgumentParser",
+    "add_config",
+    "get_cfg",
+    "load_yaml_with_base",
+    "require_choice",
+]

@@ -7,7 +7,7 @@ import os
 import torch
 
 from kdzoo.checkpoint import RunFolder
-from kdzoo.config import CfgNode, get_cfg, require_choice
+from kdzoo.config import CfgNode, OverridesArgumentParser, get_cfg, require_choice
 from kdzoo.solver import check_amp_dtype
 from kdzoo.utils import comm
 from kdzoo.utils.env import collect_env_info, seed_all
@@ -15,11 +15,13 @@ from kdzoo.utils.errors import ConfigError, KdzooError
 from kdzoo.utils.logger import setup_logger
 
 
-def default_argument_parser(description: str = "kdzoo training") -> argparse.ArgumentParser:
-    """The command line of ``tools/train_net.py`` (Detectron2's flags, ``--config`` first)."""
-    parser = argparse.ArgumentParser(
+def default_argument_parser(description: str = "kdzoo training") -> OverridesArgumentParser:
+    """The command line of ``tools/train_net.py``: Detectron2's flags, anywhere among the
+    ``KEY VALUE`` config overrides (``args.opts``)."""
+    parser = OverridesArgumentParser(
         description=description,
-        epilog="Trailing KEY VALUE pairs override config keys, e.g. SOLVER.MAX_ITER 100",
+        epilog="KEY VALUE pairs, before, between or after the flags, override config keys, "
+        "e.g. SOLVER.MAX_ITER 100",
     )
     parser.add_argument("--config", "--config-file", dest="config_file", default="", metavar="FILE")
     parser.add_argument(
@@ -40,9 +42,6 @@ def default_argument_parser(description: str = "kdzoo training") -> argparse.Arg
         "--dist-url",
         default="auto",
         help="tcp://HOST:PORT of machine 0 for several machines; 'auto' picks a local port",
-    )
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides"
     )
     return parser
 

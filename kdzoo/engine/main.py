@@ -72,8 +72,8 @@ def main(argv: Sequence[str] | None = None, trainer_class: type[Trainer] = Train
     """Parse the command line and run ``trainer_class`` in every process of the job. A user error
     (bad config, missing file, ...) prints one line, ``kdzoo: error: ...``, and exits with status
     2."""
-    args = default_argument_parser().parse_args(argv)
     try:
+        args = default_argument_parser().parse_args(argv)
         cfg = setup_cfg(args)  # fail on a bad config before any process is started
     except KdzooError as e:
         print(f"kdzoo: error: {e}", file=sys.stderr)
