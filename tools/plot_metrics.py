@@ -17,7 +17,12 @@ from kdzoo.utils.errors import KdzooError
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="kdzoo output folders")
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="kdzoo output folders (or their metrics.json)",
+    )
     parser.add_argument("--output", required=True, help="PNG file to write")
     parser.add_argument("--keys", nargs="+", metavar="KEY", help="metrics.json keys to plot")
     args = parser.parse_args()

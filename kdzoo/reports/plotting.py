@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from kdzoo.utils.errors import KdzooError
 
-from .results import TOP1_KEY, read_metrics
+from .results import TOP1_KEY, read_metrics, run_folder_of
 
 
 def default_keys(runs: dict[str, list[dict]]) -> list[str]:
@@ -33,7 +33,7 @@ def plot_runs(
 ) -> list[str]:
     """Draw one subplot per metric of ``keys`` (default: :func:`default_keys`) for every run and
     save the figure as ``output`` (a PNG). Returns the keys drawn."""
-    runs = {Path(d).name: read_metrics(d) for d in run_dirs}
+    runs = {run_folder_of(d).name: read_metrics(d) for d in run_dirs}
     keys = keys or default_keys(runs)
     if not keys:
         raise KdzooError("the runs logged nothing to plot")

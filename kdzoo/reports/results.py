@@ -16,8 +16,19 @@ from kdzoo.utils.errors import KdzooError
 TOP1_KEY = "test/top1"
 
 
+def run_folder_of(path: str | Path) -> Path:
+    """The run folder ``path`` names: a run folder itself, or the ``metrics.json`` inside one
+    (what a user may pass after looking at the file)."""
+    path = Path(path)
+    if path.is_file() and Path(RunFolder(path.parent).metrics_file) == path:
+        return path.parent
+    return path
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of ``run_dir/metrics.json``, in the order they were written."""
+    """The records of ``run_dir/metrics.json`` (``run_dir`` may be that file), in the order they
+    were written."""
+    run_dir = run_folder_of(run_dir)
     path = Path(RunFolder(run_dir).metrics_file)
     if not path.is_file():
         raise KdzooError(f"no {path.name} in {run_dir}")
@@ -49,6 +60,7 @@ def summarize_run(run_dir: str | Path) -> dict:
     the maximum over the evaluations logged, so it is also right for runs written before
     ``test/best_top1`` existed.
     """
+    run_dir = run_folder_of(run_dir)
     cfg = read_run_config(run_dir)
     records = read_metrics(run_dir)
     model = cfg.get("MODEL", {})

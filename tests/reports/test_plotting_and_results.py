@@ -150,3 +150,12 @@ def test_plot_metrics_rejects_a_key_nobody_logged(runs, tmp_path):
     assert done.returncode == 2
     assert "no run logged 'loss_nope'" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_metrics_json_path_stands_for_its_run(runs, tmp_path):
+    pytest.importorskip("matplotlib", reason="plot_metrics needs matplotlib")
+    assert summarize_run(runs[1] / "metrics.json") == summarize_run(runs[1])
+    out = tmp_path / "one.png"
+    done = run_tool("plot_metrics.py", str(runs[0] / "metrics.json"), "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
