@@ -3,9 +3,12 @@
 Scores of student and teacher embeddings against the two banks, Z, NCE, backward, at B = 64,
 K = 16384, D = 128, for N = 50,000 (CIFAR-100) and 1,281,167 (ImageNet). The reference gathers the
 ``B x (K + 1) x D`` bank rows first and keeps them for backward; both compute the same loss and
-gradients (checked on every run).
+gradients (checked on every run). Also timed: the sampler drawing the batch's contrast indices
+(``ClassAwareSampler``, distinct negatives and with replacement), on one thread and on all.
 """
 
+import statistics
+import time
 from collections.abc import Callable
 
 import torch
@@ -25,7 +28,8 @@ def _inputs(n: int, device: torch.device) -> dict:
     labels = torch.randint(0, 100 if n <= 50_000 else 1000, (n,), generator=generator)
     banks = F.normalize(torch.randn(2, n, DIM, generator=generator), dim=2)
     index = torch.randperm(n, generator=generator)[:BATCH]
-    sampler = ClassAwareSampler(labels, NEGATIVES).to(device)
+    # The criterion's cost does not depend on repeats: the cheap draw (and the indices of before).
+    sampler = ClassAwareSampler(labels, NEGATIVES, with_replacement=True).to(device)
     return {
         "banks": banks.to(device),
         "idx": sampler(index.to(device), labels[index].to(device)),
@@ -54,9 +58,38 @@ def gathered_scores(v: torch.Tensor, bank: torch.Tensor, idx: torch.Tensor) -> t
     return torch.bmm(rows, v.unsqueeze(2)).squeeze(2)
 
 
+def sampler_ms(n: int, device: torch.device, repeats: int) -> dict:
+    """Median ms of one sampler call for a batch, ``{draw: {threads: ms}}``, on one thread and on
+    the process's default number."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 100 if n <= 50_000 else 1000, (n,), generator=generator)
+    index = torch.randperm(n, generator=generator)[:BATCH].to(device)
+    label = labels[index.cpu()].to(device)
+    threads = sorted({1, torch.get_num_threads()})
+    results = {}
+    for draw in ("distinct", "with_replacement"):
+        sampler = ClassAwareSampler(labels, NEGATIVES, with_replacement=draw != "distinct")
+        sampler = sampler.to(device)
+        results[draw] = {}
+        for count in threads:
+            torch.set_num_threads(count)
+            times = []
+            for _ in range(repeats + 1):  # the first call warms up
+                start = time.perf_counter()
+                sampler(index, label)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            results[draw][str(count)] = statistics.median(times[1:]) * 1e3
+        torch.set_num_threads(threads[-1])
+    return results
+
+
 def worker(n: str, impl: str, device: str, repeats: str) -> dict:
-    """One implementation at bank size ``n``, inside a fresh process."""
+    """One implementation (or ``"sampler"``) at bank size ``n``, inside a fresh process."""
     device = torch.device(device)
+    if impl == "sampler":
+        return sampler_ms(int(n), device, int(repeats))
     inputs = _inputs(int(n), device)
     scores = gather_scores if impl == "kdzoo" else gathered_scores
     seconds, peak = measure(lambda: _loss(inputs, scores), device, int(repeats))
@@ -86,8 +119,14 @@ def run(device: torch.device, quick: bool) -> dict:
             "reference_peak_mib": ref["peak_mib"],
             "kdzoo_peak_mib": ours["peak_mib"],
             "memory_ratio": ours["peak_mib"] / ref["peak_mib"],
+            "sampler_ms": in_fresh_process("crd", str(n), "sampler", str(device), repeats),
         }
     return results
+
+
+def _per_thread(ms: dict) -> str:
+    """``"41 / 33"``: ms on one thread / on all."""
+    return " / ".join(f"{ms[count]:.0f}" for count in sorted(ms, key=int))
 
 
 def table(results: dict) -> tuple[str, list[str], list[list]]:
@@ -100,6 +139,7 @@ def table(results: dict) -> tuple[str, list[str], list[list]]:
             f"{r['speedup']:.1f}x",
             f"{r['reference_peak_mib']:.0f}",
             f"{r['kdzoo_peak_mib']:.0f}",
+            *(_per_thread(r["sampler_ms"][draw]) for draw in ("distinct", "with_replacement")),
         ]
         for name, r in results.items()
     ]
@@ -111,9 +151,12 @@ def table(results: dict) -> tuple[str, list[str], list[list]]:
         "speed-up",
         "reference peak MiB",
         "kdzoo peak MiB",
+        "sampler ms, distinct",
+        "sampler ms, with replacement",
     ]
     return (
-        f"CRD criterion, forward + backward, B = {BATCH}, K = {NEGATIVES}, D = {DIM}",
+        f"CRD criterion, forward + backward, B = {BATCH}, K = {NEGATIVES}, D = {DIM}; sampler: "
+        "median ms of one batch's draw, on 1 / all threads",
         headers,
         rows,
     )

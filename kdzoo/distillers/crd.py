@@ -11,10 +11,8 @@ The embedding heads, the bank and the negatives are shared with WCoRD
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.losses import KDLoss
 from kdzoo.losses.crd import CRDNCELoss, PartitionEstimate
 from kdzoo.memory.bank import STUDENT, TEACHER
 
@@ -28,9 +26,7 @@ class CRD(ContrastiveBankDistiller):
     bank's under ``DISTILLER.MEMORY_BANK``."""
 
     def __init__(self, cfg, student: nn.Module, teacher: nn.Module) -> None:
-        super().__init__(cfg, student, teacher)
-        self.opts = cfg.DISTILLER.CRD
-        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
+        super().__init__(cfg, student, teacher, cfg.DISTILLER.CRD)
 
     def bind_dataset(self, labels: torch.Tensor) -> None:
         super().bind_dataset(labels)
@@ -52,12 +48,8 @@ class CRD(ContrastiveBankDistiller):
                 torch.exp(self.memory.scores(v_t, STUDENT, contrast_idx) / temperature)
             )
             loss_crd = self.nce(p_s) + self.nce(p_t)
-        self.memory.push(torch.stack([v_s, v_t], dim=1), batch["index"])
-        logits_s = emb.student["logits"]
-        losses = {
-            "loss_cls": self.opts.CE_WEIGHT * F.cross_entropy(logits_s, batch["label"]),
+        return {
+            "loss_cls": self.ce_loss(emb, batch["label"]),
             "loss_crd": self.opts.CRD_WEIGHT * loss_crd,
+            **self.kd_losses(emb),
         }
-        if self.opts.KD_WEIGHT > 0:
-            losses["loss_kd"] = self.opts.KD_WEIGHT * self.kd_loss(logits_s, emb.teacher["logits"])
-        return losses

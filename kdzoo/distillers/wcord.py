@@ -33,12 +33,11 @@ positive, the anchor's own row) and ``j_1..j_K`` (other classes), K = 16384.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
 from kdzoo.config import require_choice
-from kdzoo.losses import KDLoss, SinkhornOTLoss, WassersteinCriticLoss
+from kdzoo.losses import SinkhornOTLoss, WassersteinCriticLoss
 from kdzoo.losses.optimal_transport import COSTS
 from kdzoo.losses.wasserstein import CRITIC_INPUTS, CRITICS, LIPSCHITZ, OBJECTIVES
 from kdzoo.memory.bank import STUDENT, TEACHER
@@ -74,8 +73,7 @@ class WCoRD(ContrastiveBankDistiller):
             ("OT_COST", COSTS),
         ):
             require_choice(f"DISTILLER.WCORD.{key}", opts[key], choices)
-        super().__init__(cfg, student, teacher)
-        self.opts = opts
+        super().__init__(cfg, student, teacher, opts)
         self.gckt = WassersteinCriticLoss(
             self.bank_opts.FEAT_DIM,
             critic=opts.CRITIC,
@@ -88,7 +86,6 @@ class WCoRD(ContrastiveBankDistiller):
             power_iterations=opts.CRITIC_POWER_ITERS,
         )
         self.lckt = SinkhornOTLoss(opts.SINKHORN_EPSILON, opts.SINKHORN_ITERS, opts.OT_COST)
-        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         opts = self.opts
@@ -110,14 +107,9 @@ class WCoRD(ContrastiveBankDistiller):
             world = comm.get_world_size()
             loss_lckt = self.lckt(_global_batch(v_t), _global_batch(v_s))
             loss_lckt = world * loss_lckt - (world - 1) * loss_lckt.detach()
-        self.memory.push(torch.stack([v_s, v_t], dim=1), batch["index"])
-        losses = {
-            "loss_cls": opts.CE_WEIGHT * F.cross_entropy(emb.student["logits"], batch["label"]),
+        return {
+            "loss_cls": self.ce_loss(emb, batch["label"]),
             "loss_gckt": opts.GCKT_WEIGHT * loss_gckt,
             "loss_lckt": opts.LCKT_WEIGHT * loss_lckt,
+            **self.kd_losses(emb),
         }
-        if opts.KD_WEIGHT > 0:
-            losses["loss_kd"] = opts.KD_WEIGHT * self.kd_loss(
-                emb.student["logits"], emb.teacher["logits"]
-            )
-        return losses

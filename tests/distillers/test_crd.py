@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from kdzoo.checkpoint import load_file
+from kdzoo.config import get_cfg
+from kdzoo.distillers import build_distiller
 from kdzoo.engine import launch
 from kdzoo_testing import ddp_worker, tiny_run_opts, toy_distillers
 from kdzoo_testing.runs import assert_rows_written, metrics, straight_and_resumed, train_net
@@ -101,3 +103,17 @@ def test_two_processes_hold_identical_banks_equal_to_one_process(cifar100_slice,
         rank0["sampler._extra_state"]["generator"], single["sampler._extra_state"]["generator"]
     )
     assert_rows_written(single["memory.banks"], cifar100_slice, steps=3)
+
+
+@pytest.mark.parametrize("with_replacement", [False, True])
+def test_the_bank_options_reach_the_sampler(with_replacement):
+    cfg = get_cfg()
+    cfg.merge_from_list(
+        ["DISTILLER.NAME", "crd", "MODEL.STUDENT.NAME", "resnet8", "MODEL.TEACHER.NAME", "resnet8"]
+        + ["DISTILLER.MEMORY_BANK.NUM_NEGATIVES", 20, "DISTILLER.MEMORY_BANK.MODE", "relax"]
+        + ["DISTILLER.MEMORY_BANK.NEGATIVES_WITH_REPLACEMENT", with_replacement]
+    )
+    distiller = build_distiller(cfg, torch.arange(200) % 10, load_weights=False)
+    sampler = distiller.sampler
+    assert (sampler.num_negatives, sampler.mode) == (20, "relax")
+    assert sampler.with_replacement is with_replacement

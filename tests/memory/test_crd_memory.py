@@ -1,4 +1,4 @@
-"""CRD's memory bank, its memory-lean scores, and class-aware negative sampling."""
+"""CRD's memory bank and its memory-lean scores (the sampler: test_negative_sampler.py)."""
 
 import math
 
@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdzoo.memory import ClassAwareSampler, MomentumMemoryBank, build_memory, gather_scores
-from kdzoo.utils import comm
+from kdzoo.memory import MomentumMemoryBank, build_memory, gather_scores
 
 
 def direct_scores(v, bank, idx):
@@ -53,61 +52,3 @@ def test_bank_initialisation_and_momentum_update():
     untouched = torch.ones(100, dtype=torch.bool)
     untouched[index] = False
     assert torch.equal(memory.banks[:, untouched], before[:, untouched])
-
-
-def imbalanced_labels() -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.cat([torch.full((n,), c) for c, n in enumerate([5, 40, 1, 20, 34])])
-    return labels[torch.randperm(len(labels), generator=generator)]
-
-
-def test_exact_mode_negatives_never_share_the_anchor_class():
-    labels = imbalanced_labels()
-    sampler = ClassAwareSampler(labels, num_negatives=4000, mode="exact", seed=1)
-    index = torch.arange(len(labels))
-    idx = sampler(index, labels)
-    assert idx.shape == (len(labels), 4001)
-    assert torch.equal(idx[:, 0], index)  # the positive is the anchor itself
-    assert not (labels[idx[:, 1:]] == labels[:, None]).any()
-    # Uniform over the other classes: an anchor of class 2 (1 sample) sees each other sample
-    # with probability 1/99.
-    anchor = int(torch.nonzero(labels == 2)[0])
-    counts = torch.bincount(idx[anchor, 1:], minlength=len(labels)).float()
-    others = labels != 2
-    assert counts[~others].sum() == 0
-    assert counts[others].mean() == pytest.approx(4000 / 99)
-    assert counts[others].std() < 0.35 * counts[others].mean()
-
-
-def test_relax_mode_positive_is_a_sample_of_the_same_class():
-    labels = imbalanced_labels()
-    sampler = ClassAwareSampler(labels, num_negatives=10, mode="relax", seed=1)
-    index = torch.arange(len(labels)).repeat(20)
-    idx = sampler(index, labels[index])
-    assert torch.equal(labels[idx[:, 0]], labels[index])
-    assert (idx[:, 0] != index).any()  # not always the anchor itself
-
-
-def test_sampler_is_reproducible_and_its_state_is_saved():
-    labels = imbalanced_labels()
-    a = ClassAwareSampler(labels, 16, seed=3)
-    b = ClassAwareSampler(labels, 16, seed=3)
-    index = torch.arange(8)
-    assert torch.equal(a(index, labels[index]), b(index, labels[index]))
-    state = a.state_dict()
-    assert set(state) == {"_extra_state"}  # label-derived buffers are rebuilt, not saved
-    expected = a(index, labels[index])
-    b.load_state_dict(state)
-    assert torch.equal(b(index, labels[index]), expected)
-
-
-def test_ranks_draw_slices_of_one_global_draw(monkeypatch):
-    labels = imbalanced_labels()
-    index = torch.arange(10)
-    single = ClassAwareSampler(labels, 16, seed=5)(index, labels[index])
-    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
-    parts = []
-    for rank, rows in ((0, index[:5]), (1, index[5:])):
-        monkeypatch.setattr(comm, "get_rank", lambda rank=rank: rank)
-        parts.append(ClassAwareSampler(labels, 16, seed=5)(rows, labels[rows]))
-    assert torch.equal(torch.cat(parts), single)
