@@ -3,9 +3,9 @@
 Every run is a real :class:`~kdzoo.engine.Trainer` built from the method's CIFAR-100 config for the
 pair (random weights, the ``synthetic`` dataset of 50,000 random 32x32 images, batch 64), stepping
 through the whole engine: loader, on-device augmentation, distiller, backward, optimizer, and the
-hooks (EMA, queue, lr, writers). Images/s is measured after warm-up steps, and set against the
-compute roof of each method's step (:mod:`.roofline`): the FLOPs it makes per image and the
-machine's peak rate in fp32 and bf16.
+hooks (EMA, memory commits, lr, writers). Images/s is measured after warm-up steps, and set
+against the compute roof of each method's step (:mod:`.roofline`): the FLOPs it makes per image
+and the machine's peak rate in fp32 and bf16.
 """
 
 import os
@@ -17,7 +17,7 @@ import torch
 
 from kdzoo.config import get_cfg
 from kdzoo.engine import Trainer
-from kdzoo.model_zoo.model_zoo import REPO_ROOT
+from kdzoo.model_zoo import get_config_file
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.events import EventStorage
 
@@ -35,7 +35,7 @@ def build_trainer(
     teacher, student = pair
     cfg = get_cfg()
     name = f"{student}.yaml" if method == "vanilla" else f"{teacher}_{student}.yaml"
-    cfg.merge_from_file(str(REPO_ROOT / "configs" / "cifar100" / method / name))
+    cfg.merge_from_file(get_config_file(f"cifar100/{method}/{name}"))
     teacher_file = os.path.join(workdir, f"{teacher}.pth")
     if not os.path.exists(teacher_file):
         torch.save(build_backbone(teacher).state_dict(), teacher_file)

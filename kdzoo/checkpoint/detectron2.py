@@ -137,21 +137,46 @@ def save_detectron2_pickle(arrays: dict[str, np.ndarray], path: str) -> None:
     atomic_write(path, lambda f: _PortablePickler(f, protocol=4).dump(document))
 
 
-def detectron2_config_fragment(weights_path: str) -> str:
-    """A YAML fragment of Detectron2 keys for fine-tuning ``weights_path`` in an R50-C4 model."""
+def _yaml_string(text: str) -> str:
+    """``text`` as a double-quoted YAML string (json-style quotes are valid YAML and escape any
+    path)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def detectron2_config_fragment(weights_path: str, base_config: str | None = None) -> str:
+    """A YAML fragment of Detectron2 keys for fine-tuning ``weights_path`` in an R50-C4 model.
+
+    ``base_config``, a Detectron2 R50-C4 config, becomes the fragment's ``_BASE_``, written as an
+    absolute path: Detectron2 reads a relative ``_BASE_`` from the folder of the file naming it,
+    not from the working directory, and the weights are named absolutely too. Without it the
+    fragment says how to add one. ``VERSION: 2`` keeps Detectron2 from warning that a fragment
+    loaded alone has no version.
+    """
     mean = ", ".join(f"{v:.3f}" for v in PIXEL_MEAN)
     std = ", ".join(f"{v:.3f}" for v in PIXEL_STD)
-    # json-style double quotes are valid YAML and escape any path.
-    quoted = '"' + os.path.abspath(weights_path).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"""\
-# Detectron2 keys for the torchvision-style ResNet-50 that kdzoo exported to {quoted}.
+    quoted = _yaml_string(os.path.abspath(weights_path))
+    if base_config is None:
+        base = """\
 # Use them with an R50-C4 config, Faster R-CNN (configs/PascalVOC-Detection/
 # faster_rcnn_R_50_C4.yaml) or Mask R-CNN (configs/COCO-InstanceSegmentation/
 # mask_rcnn_R_50_C4_1x.yaml): put _BASE_: "<that config>" above these lines, or pass the same
-# keys to Detectron2's train_net.py.
+# keys to Detectron2's train_net.py. Detectron2 reads a relative _BASE_ from this file's folder
+# (not from where train_net.py runs), so name the config by its absolute path or by its path
+# relative to this folder; kdzoo-export --detectron2-base PATH writes the absolute path in.
+"""
+    else:
+        base = f"""\
+# Detectron2 reads them over the R50-C4 config named by _BASE_ (absolute: Detectron2 reads a
+# relative _BASE_ from this file's folder).
+_BASE_: {_yaml_string(os.path.abspath(base_config))}
+"""
+    return f"""\
+# Detectron2 keys for the torchvision-style ResNet-50 that kdzoo exported to {quoted}.
+{base}\
 # MoCo's detection recipe also fine-tunes every layer with synchronised batch norm:
 #   MODEL.BACKBONE.FREEZE_AT 0 and MODEL.RESNETS.NORM "SyncBN" (plus a BN after res5 in the ROI
 #   head, MoCo's Res5ROIHeadsExtraNorm, which Detectron2 does not ship).
+VERSION: 2
 MODEL:
   WEIGHTS: {quoted}
   PIXEL_MEAN: [{mean}]

@@ -4,6 +4,8 @@ A weight spec is a file or a torchvision weight name. Files may be:
 - a RepDistiller checkpoint ``{"model": state_dict}``;
 - a plain ``state_dict``;
 - a kdzoo checkpoint, whose ``"model"`` is a distiller state: its ``student.*`` part is taken.
+Any of them may come from a model wrapped in ``nn.DataParallel`` or DDP, every key prefixed
+``module.``; the prefix is dropped.
 Names such as ``"IMAGENET1K_V1"`` go to torchvision (and need internet the first time).
 """
 
@@ -19,6 +21,7 @@ from .io import load_file
 
 _TORCHVISION_WEIGHT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SHOWN = 3  # keys listed per kind of mismatch
+_WRAPPER_PREFIX = "module."
 
 
 def is_torchvision_weight_name(spec: str) -> bool:
@@ -31,8 +34,19 @@ def extract_backbone_state(obj, path: str) -> dict[str, torch.Tensor]:
     state = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state_dict or {{'model': state_dict}}")
+    state = _unwrapped(state)
     if any(k.startswith("student.") for k in state):  # a kdzoo checkpoint: the distiller's state
-        state = {k[len("student.") :]: v for k, v in state.items() if k.startswith("student.")}
+        state = _unwrapped(
+            {k[len("student.") :]: v for k, v in state.items() if k.startswith("student.")}
+        )
+    return state
+
+
+def _unwrapped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the ``module.`` that ``nn.DataParallel`` and DDP put before every key
+    (only when every key has it: a model may have a submodule of its own called ``module``)."""
+    if state and all(k.startswith(_WRAPPER_PREFIX) for k in state):
+        return {k[len(_WRAPPER_PREFIX) :]: v for k, v in state.items()}
     return state
 
 

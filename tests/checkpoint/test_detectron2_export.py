@@ -1,6 +1,6 @@
-"""tools/export_backbone.py --format detectron2|torchvision on ResNet-50 students."""
+"""kdzoo-export (tools/export_backbone.py) --format detectron2|torchvision on ResNet-50
+students."""
 
-import importlib.util
 import pickle
 import subprocess
 import sys
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+import yaml
+from fvcore.common.config import CfgNode as FvcoreCfgNode
 
 from kdzoo.checkpoint import to_detectron2_names
+from kdzoo.checkpoint.export import export, main
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import KdzooError
 from kdzoo_testing import REPO_ROOT
 
 TOOL = REPO_ROOT / "tools" / "export_backbone.py"
-_spec = importlib.util.spec_from_file_location("export_backbone", TOOL)
-export_backbone = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_backbone)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_r50c4_export_matches_detectron2_and_round_trips(
 ):
     src = kdzoo_checkpoint(resnet50_state, tmp_path / "model_final.pth")
     out = tmp_path / "student_d2.pkl"
-    count, paths = export_backbone.export(src, str(out), "detectron2")
+    count, paths = export(src, str(out), "detectron2")
     assert count == 265 and paths == [str(out), str(tmp_path / "student_d2.yaml")]
 
     raw = out.read_bytes()
@@ -100,15 +100,96 @@ def test_r50c4_export_matches_detectron2_and_round_trips(
     ):
         assert line in fragment
     assert "FREEZE_AT 0" in fragment and "SyncBN" in fragment
+    # Loaded alone, Detectron2 would warn "has no VERSION"; a relative _BASE_ is read from the
+    # fragment's folder, which the comments say (and --detectron2-base avoids).
+    assert yaml.safe_load(fragment)["VERSION"] == 2
+    assert "_BASE_:" not in yaml.safe_load(fragment) and "from this file's folder" in fragment
 
 
 def test_torchvision_format_loads_strictly_into_torchvision(resnet50_state, tmp_path):
     src = kdzoo_checkpoint(resnet50_state, tmp_path / "model_final.pth")
     out = tmp_path / "student.pth"
-    export_backbone.export(src, str(out), "torchvision")
+    export(src, str(out), "torchvision")
     model = torchvision.models.resnet50(num_classes=100)
     model.load_state_dict(torch.load(out, weights_only=True), strict=True)
     assert torch.equal(model.layer4[2].bn3.running_var, resnet50_state["layer4.2.bn3.running_var"])
+
+
+def test_detectron2_base_is_written_in_absolute_and_resolves_from_anywhere(
+    resnet50_state, tmp_path, monkeypatch
+):
+    # A Detectron2 checkout's R50-C4 config, itself built on a _BASE_ of its own.
+    configs = tmp_path / "detectron2" / "configs"
+    (configs / "PascalVOC-Detection").mkdir(parents=True)
+    (configs / "Base-RCNN-C4.yaml").write_text(
+        'MODEL:\n  META_ARCHITECTURE: "GeneralizedRCNN"\n  RESNETS:\n'
+        "    DEPTH: 50\n    STRIDE_IN_1X1: True\nVERSION: 2\n"
+    )
+    base = configs / "PascalVOC-Detection" / "faster_rcnn_R_50_C4.yaml"
+    base.write_text('_BASE_: "../Base-RCNN-C4.yaml"\nMODEL:\n  ROI_HEADS:\n    NUM_CLASSES: 20\n')
+    src = kdzoo_checkpoint(resnet50_state, tmp_path / "model_final.pth")
+    out = tmp_path / "exports" / "student_d2.pkl"
+    out.parent.mkdir()
+
+    monkeypatch.chdir(tmp_path / "detectron2")  # the base named relative to the shell's folder
+    main(
+        [
+            "--input",
+            src,
+            "--output",
+            str(out),
+            "--format",
+            "detectron2",
+            "--detectron2-base",
+            "configs/PascalVOC-Detection/faster_rcnn_R_50_C4.yaml",
+        ]
+    )
+    fragment = out.with_suffix(".yaml")
+    assert yaml.safe_load(fragment.read_text())["_BASE_"] == str(base)
+
+    # Detectron2 (through fvcore, whose _BASE_ reading it uses) merges it from any folder.
+    monkeypatch.chdir(tmp_path)
+    merged = FvcoreCfgNode.load_yaml_with_base(str(fragment))
+    assert merged["MODEL"]["META_ARCHITECTURE"] == "GeneralizedRCNN"  # the base's base
+    assert merged["MODEL"]["ROI_HEADS"]["NUM_CLASSES"] == 20  # the base
+    assert merged["MODEL"]["RESNETS"] == {"DEPTH": 50, "STRIDE_IN_1X1": False}  # the fragment wins
+    assert merged["MODEL"]["WEIGHTS"] == str(out) and merged["VERSION"] == 2
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "fmt, needle",
+    [
+        ("detectron2", "--detectron2-base: Detectron2 config not found: nope.yaml"),
+        ("torchvision", "--detectron2-base goes with --format detectron2"),
+    ],
+)
+def test_a_bad_detectron2_base_is_refused_and_nothing_written(
+    resnet50_state, tmp_path, monkeypatch, fmt, needle
+):
+    src = kdzoo_checkpoint(resnet50_state, tmp_path / "model_final.pth")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KdzooError, match=needle):
+        export(src, "student_d2.pkl", fmt, detectron2_base="nope.yaml")
+    assert [p.name for p in tmp_path.iterdir()] == ["model_final.pth"]
+
+
+@pytest.mark.parametrize("layout", ["plain", "model"])
+def test_a_dataparallel_state_dict_exports_to_detectron2(resnet50_state, tmp_path, layout):
+    # nn.DataParallel and DDP save every key as "module.<key>".
+    model = build_backbone("resnet50", num_classes=100)
+    model.load_state_dict(resnet50_state)
+    state = torch.nn.DataParallel(model).state_dict()
+    assert all(k.startswith("module.") for k in state)
+    src = tmp_path / "dp.pth"
+    torch.save(state if layout == "plain" else {"model": state}, src)
+    out = tmp_path / "student_d2.pkl"
+    count, _ = export(str(src), str(out), "detectron2")
+    assert count == 265
+    arrays = pickle.loads(out.read_bytes())["model"]
+    np.testing.assert_array_equal(
+        arrays["res5.2.conv3.norm.running_var"], resnet50_state["layer4.2.bn3.running_var"]
+    )
 
 
 def _without(state: dict, key: str) -> dict:
@@ -149,7 +230,7 @@ def test_guards_refuse_with_one_line_and_write_nothing(resnet50_state, tmp_path,
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
 
     with pytest.raises(KdzooError) as error:
-        export_backbone.export(src, str(out), "detectron2")
+        export(src, str(out), "detectron2")
     message = str(error.value)
     assert needle in message and "\n" not in message
     # Nothing new (no output, no temp file) and nothing rewritten.
