@@ -11,6 +11,7 @@ import ast
 import os
 import pickle
 import stat
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +56,25 @@ def case(build: Callable[[Inputs], tuple[list[str], str]]):
 
 @case
 def unknown_config_key(i: Inputs):
-    return i.argv(**{"SOLVER.BASE_LRR": 1}), "unknown config key SOLVER.BASE_LRR"
+    return i.argv(**{"SOLVER.BASE_LRR": 1}), (
+        "unknown config key SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR?"
+    )
 
 
 @case
 def unknown_config_key_in_a_file(i: Inputs):
     config = i.write("bad.yaml", "SOLVER:\n  BASE_LRR: 0.1\n")
-    return i.argv("--config", str(config)), f"{config}: unknown config key SOLVER.BASE_LRR"
+    return i.argv("--config", str(config)), (
+        f"{config}: unknown config key SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR?"
+    )
+
+
+@case
+def invalid_yaml(i: Inputs):
+    config = i.write("bad.yaml", "SOLVER:\n  BASE_LR: 0.1\nMODEL:\n  STUDENT: NAME: resnet8\n")
+    return i.argv("--config", str(config)), (
+        f"{config}:4:16: not valid YAML: mapping values are not allowed here"
+    )
 
 
 @case
@@ -83,6 +96,13 @@ def missing_base_file(i: Inputs):
 @case
 def unknown_backbone(i: Inputs):
     return i.argv(**{"MODEL.STUDENT.NAME": "resnet9"}), "Unknown backbone 'resnet9'"
+
+
+@case
+def misspelt_backbone(i: Inputs):
+    return i.argv(**{"MODEL.STUDENT.NAME": "resnet5"}), (
+        "; did you mean resnet56, ResNet50, resnet50?"
+    )
 
 
 @case
@@ -158,7 +178,11 @@ def teacher_not_given(i: Inputs):
 def missing_teacher_file(i: Inputs):
     missing = i.folder / "teacher.pth"
     opts = i.teacher_opts(**{"DISTILLER.NAME": "kd", "MODEL.TEACHER.WEIGHTS": missing})
-    return i.argv(**opts), f"checkpoint file not found: {missing}"
+    # The run's config trains on cifar100, for which configs/cifar100/vanilla/resnet8.yaml exists.
+    return i.argv(**opts), (
+        f"checkpoint file not found: {missing}; it is the teacher (MODEL.TEACHER.WEIGHTS): "
+        "train it with --config configs/cifar100/vanilla/resnet8.yaml"
+    )
 
 
 @case
@@ -267,6 +291,27 @@ def resume_from_a_missing_checkpoint(i: Inputs):
     )
 
 
+@case
+def no_config(i: Inputs):
+    # A bare tools/train_net.py would start a 240-epoch run of the defaults.
+    return [], "no --config given: name a config file or a model-zoo config"
+
+
+@case
+def eval_only_without_weights(i: Inputs):
+    # It would score a randomly initialised network (top-1 ~1%) and exit 0.
+    return i.argv("--eval-only"), "--eval-only needs trained weights: set MODEL.STUDENT.WEIGHTS"
+
+
+@case
+def eval_only_resume_of_a_folder_without_checkpoint(i: Inputs):
+    out = i.folder / "out"  # e.g. a mistyped OUTPUT_DIR
+    return (
+        i.argv("--eval-only", "--resume"),
+        f"--eval-only --resume: OUTPUT_DIR '{out}' holds no checkpoint to evaluate",
+    )
+
+
 def test_an_unreadable_last_checkpoint_names_the_others(cifar100_slice, random_teacher, tmp_path):
     argv, _ = resume_from_a_corrupt_checkpoint(Inputs(tmp_path, cifar100_slice, random_teacher))
     last = train_net_in_process(*argv).stderr.strip().splitlines()[-1]
@@ -333,6 +378,26 @@ def test_the_catalogue_covers_the_issue(tmp_path):
         "output_dir_below_a_file",
     }
     assert required <= set(CATALOGUE) and len(CATALOGUE) >= 15
+
+
+def test_a_failed_download_names_the_root_and_leaves_no_folder(
+    cifar100_slice, tmp_path, monkeypatch
+):
+    import torchvision.datasets.cifar
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
+    typo = tmp_path / "datsets"  # a mistyped DATASETS.ROOT, with DATASETS.DOWNLOAD on (default)
+    result = train_net_in_process(*tiny_run_opts(typo, tmp_path / "out"))
+    assert_refused(
+        result,
+        f"CIFAR-100 not found in '{typo}' (neither cifar100.npz nor cifar-100-python/), and "
+        "downloading it failed ([Errno -3] Temporary failure in name resolution); check "
+        "DATASETS.ROOT, or put the files there and set DATASETS.DOWNLOAD False",
+    )
+    assert not typo.exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")

@@ -19,6 +19,7 @@ from kdzoo.checkpoint import load_file
 from kdzoo.engine import main
 from kdzoo.utils.file_io import TEMPORARY_PREFIX
 from kdzoo_testing import REPO_ROOT, tiny_run_opts
+from kdzoo_testing.runs import worker_pids
 
 pytestmark = pytest.mark.reliability
 
@@ -63,16 +64,6 @@ def logged(out: Path) -> int:
 def writes_in_flight(out: Path) -> list[str]:
     """The temporary files of atomic writes in ``out``: a write under way, or one a kill cut."""
     return [p.name for p in out.glob(f"{TEMPORARY_PREFIX}*")] if out.is_dir() else []
-
-
-def worker_pids(parent: int) -> list[int]:
-    """The processes ``--num-gpus`` spawned under ``parent`` (not multiprocessing's helpers)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return sorted(
-        int(pid)
-        for pid in children
-        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not the resource tracker
-    )
 
 
 def lines(out: Path) -> list[dict]:

@@ -6,10 +6,12 @@ import runpy
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from kdzoo.checkpoint import load_file
+from kdzoo.data import DATASET_REGISTRY
 from kdzoo.engine import default_argument_parser, run
 from kdzoo_testing import REPO_ROOT, tiny_run_opts
 
@@ -66,6 +68,32 @@ def test_trainer_subclass_example_trains_with_adamw(tmp_path, cifar100_slice, ra
     run(default_argument_parser().parse_args(opts), trainer_class)
     state = load_file(str(out / "model_final.pth"))["optimizer"]["state"]
     assert state and all("exp_avg" in s and "momentum_buffer" not in s for s in state.values())
+
+
+def test_dataset_example_trains(tmp_path):
+    script = tmp_path / "my_dataset.py"
+    script.write_text(code_block("# my_project/my_dataset.py"))
+    runpy.run_path(str(script))  # registers "my_npz"
+    rng = np.random.default_rng(0)
+    arrays = {
+        f"{x}_{split}": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        if x == "x"
+        else rng.integers(0, 10, n)
+        for split, n in (("train", 64), ("test", 20))
+        for x in "xy"
+    }
+    np.savez(tmp_path / "my_data.npz", **arrays)
+    try:
+        opts = tiny_run_opts(
+            tmp_path,
+            tmp_path / "run",
+            **{"DATASETS.NAME": "my_npz", "MODEL.NUM_CLASSES": 10, "SOLVER.MAX_ITER": 2},
+        )
+        results = run(default_argument_parser().parse_args(opts))
+        assert results is None  # trained
+        assert '"test/top1"' in (tmp_path / "run" / "metrics.json").read_text()
+    finally:
+        DATASET_REGISTRY._obj_map.pop("my_npz")
 
 
 def test_quickstart_prints_the_three_accuracies():

@@ -3,9 +3,12 @@
 
     python tools/collect_results.py output/cifar100/*/* [--markdown]
 
-Each RUN_DIR is a kdzoo output folder (``config.yaml`` and ``metrics.json``). Top-1 is the test
-accuracy in %: "last" is the final evaluation (what the CRD papers report), "best" the highest one
-logged. ``--markdown`` prints a GitHub table, ready for MODEL_ZOO.md.
+Each RUN_DIR is a kdzoo output folder (``config.yaml`` and ``metrics.json``), named in the table by
+the shortest end of its path that tells it from the others (``kd/resnet56_resnet20``,
+``crd/resnet56_resnet20``). A RUN_DIR that is not a run (an evaluation's folder, a run that failed
+before training) is skipped with a note on stderr; only if none is a run is it an error. Top-1 is
+the test accuracy in %: "last" is the final evaluation (what the CRD papers report), "best" the
+highest one logged. ``--markdown`` prints a GitHub table, ready for MODEL_ZOO.md.
 """
 
 import argparse
@@ -13,8 +16,7 @@ import sys
 
 from tabulate import tabulate
 
-from kdzoo.reports import summarize_run
-from kdzoo.utils.errors import KdzooError
+from kdzoo.reports import summarize_runs
 
 
 def main() -> None:
@@ -27,11 +29,18 @@ def main() -> None:
     )
     parser.add_argument("--markdown", action="store_true", help="print a GitHub markdown table")
     args = parser.parse_args()
-    try:
-        rows = [summarize_run(d) for d in args.run_dirs]
-    except KdzooError as e:
-        print(f"kdzoo: error: {e}", file=sys.stderr)
+    rows, skipped = summarize_runs(args.run_dirs)
+    if not rows:
+        if len(skipped) == 1:
+            [(run_dir, reason)] = skipped.items()
+            error = f"{run_dir} is not a kdzoo run: {reason}"
+        else:
+            reasons = "; ".join(f"{d}: {r}" for d, r in skipped.items())
+            error = f"none of the {len(skipped)} RUN_DIRs is a kdzoo run: {reasons}"
+        print(f"kdzoo: error: {error}", file=sys.stderr)
         sys.exit(2)
+    for run_dir, reason in skipped.items():
+        print(f"kdzoo: skipped {run_dir}: {reason}", file=sys.stderr)
     print(
         tabulate(
             rows,

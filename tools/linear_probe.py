@@ -16,11 +16,11 @@ import json
 import os
 import sys
 
-from kdzoo.checkpoint import load_backbone_weights
 from kdzoo.config import get_cfg
+from kdzoo.distillers import build_network
 from kdzoo.evaluation import PROBE_DATASETS, run_linear_probe
-from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import KdzooError
+from kdzoo.utils.logger import setup_logger
 
 
 def sha256(path: str) -> str:
@@ -39,12 +39,16 @@ def probe(args: argparse.Namespace) -> dict:
         cfg.merge_from_file(args.config)
     name = args.backbone or cfg.MODEL.STUDENT.NAME
     num_classes = args.num_classes or cfg.MODEL.NUM_CLASSES
-    model = build_backbone(name, num_classes)
-    load_backbone_weights(model, args.weights)
+    model = build_network(name, args.weights, num_classes)  # a file or a torchvision name
     os.makedirs(args.output_dir, exist_ok=True)
+    setup_logger(args.output_dir)  # the feature pass's progress, on the console and in log.txt
     result = run_linear_probe(
         model,
-        {"backbone": name, "weights_sha256": sha256(args.weights)},
+        {
+            "backbone": name,
+            "weights_sha256": sha256(args.weights) if os.path.isfile(args.weights) else None,
+            "weights": args.weights,
+        },
         args.dataset,
         args.data_root,
         args.output_dir,

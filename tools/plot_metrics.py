@@ -5,13 +5,15 @@
         --output curves.png [--keys loss_cls loss_kd lr test/top1]
 
 One subplot per metric against the iteration (by default every loss term, ``total_loss``, ``lr``
-and ``test/top1``), one line per run, labelled by the run directory's name.
+and ``test/top1``), one line per run (a dot where a run logged a metric once), labelled by the
+shortest end of its path that tells it from the others: ``kd/resnet56_resnet20`` and
+``crd/resnet56_resnet20`` where only the method's folder differs.
 """
 
 import argparse
 import sys
 
-from kdzoo.reports import plot_runs
+from kdzoo.reports import plot_runs, run_labels
 from kdzoo.utils.errors import KdzooError
 
 
@@ -31,7 +33,8 @@ def main() -> None:
     except KdzooError as e:
         print(f"kdzoo: error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(f"Wrote {args.output}: {', '.join(keys)} for {len(args.run_dirs)} run(s)")
+    runs = len(set(run_labels(args.run_dirs)))  # a run given twice is drawn once
+    print(f"Wrote {args.output}: {', '.join(keys)} for {runs} run(s)")
 
 
 if __name__ == "__main__":

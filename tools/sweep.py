@@ -6,9 +6,10 @@
 
 The sweep file (format in ``kdzoo/config/sweep.py``) names a config and the overrides of each run;
 trailing ``KEY VALUE`` pairs apply to every run (``DATASETS.ROOT``, a shorter schedule, ...). All
-runs are checked before the first starts. A run whose folder holds its final checkpoint is skipped
-and an unfinished one resumes, so an interrupted sweep continues where it stopped when started
-again. Tabulate the results with ``python tools/collect_results.py OUTPUT_DIR/<sweep>/*``.
+runs, and the weight files they name, are checked before the first starts (``--dry-run`` too). A
+run whose folder holds its final checkpoint is skipped and an unfinished one resumes, so an
+interrupted sweep continues where it stopped when started again. Tabulate the results with
+``python tools/collect_results.py OUTPUT_DIR/<sweep>/*``.
 """
 
 import argparse
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from kdzoo.checkpoint import RunFolder
 from kdzoo.config.sweep import load_sweep
+from kdzoo.distillers import check_weight_files
 from kdzoo.utils.errors import KdzooError
 
 TRAIN_NET = Path(__file__).resolve().parent / "train_net.py"
@@ -40,7 +42,13 @@ def main() -> None:
     args, args.opts = parser.parse_known_args()
     try:
         sweep = load_sweep(args.sweep_file, args.seeds)
-        output_dirs = [sweep.run_config(run, args.opts).OUTPUT_DIR for run in sweep.runs]
+        configs = [sweep.run_config(run, args.opts) for run in sweep.runs]
+        for run, cfg in zip(sweep.runs, configs, strict=True):
+            try:  # a teacher file missing for run 5 must not wait for runs 1-4 to finish
+                check_weight_files(cfg)
+            except KdzooError as e:
+                raise KdzooError(f"sweep {sweep.name}, run {run.name}: {e}") from None
+        output_dirs = [cfg.OUTPUT_DIR for cfg in configs]
     except KdzooError as e:
         print(f"kdzoo: error: {e}", file=sys.stderr)
         sys.exit(2)

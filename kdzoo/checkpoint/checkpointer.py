@@ -58,12 +58,14 @@ class Checkpointer:
         self.keep = keep
         self.logger = logging.getLogger("kdzoo")
 
-    def save(self, iteration: int, final: bool = False, **extra: Any) -> str:
-        """Write the checkpoint after ``iteration`` and point ``last_checkpoint`` at it.
+    def save(self, iteration: int, kind: str = "periodic", **extra: Any) -> str:
+        """Write the checkpoint of ``kind`` (periodic, final, best) after ``iteration``; a periodic
+        or final one becomes the one ``last_checkpoint`` names (resume continues from the newest,
+        not from the best).
 
         Called on every rank (it gathers each rank's random streams); the main rank writes.
         """
-        path = self.folder.checkpoint_path(iteration, final)
+        path = self.folder.checkpoint_path(iteration, kind)
         rng = [None] * comm.get_world_size()
         local = {name: stream.state_dict() for name, stream in self.rng.items()}
         if comm.get_world_size() > 1:
@@ -77,7 +79,8 @@ class Checkpointer:
         data.update(rng=rng, iteration=iteration, **extra)
         try:
             atomic_save(data, path)
-            self.folder.mark_last(path)
+            if kind != "best":
+                self.folder.mark_last(path)
         except OSError as e:  # a full disk, a lost mount: the atomic writes kept the last one
             previous = self.folder.last_checkpoint()
             raise CheckpointError(
@@ -85,7 +88,7 @@ class Checkpointer:
                 + (f"the last checkpoint, {previous}, is intact" if previous else "none was kept")
             ) from None
         self.logger.info(f"Saved checkpoint {path}")
-        if not final and self.keep > 0:
+        if kind == "periodic" and self.keep > 0:
             self.folder.prune_periodic(self.keep)
         return path
 

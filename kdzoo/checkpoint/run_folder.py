@@ -3,10 +3,12 @@
 As Detectron2 writes it::
 
     config.yaml        the full merged config            log.txt, env.txt   the log, the machine
+    eval/              what --eval-only writes: its own config.yaml, log.txt, eval_<weights>.json
     metrics.json       one JSON object per line: training lines carry ``iteration``, the losses and
                        ``lr``; evaluation lines ``test/top1``, ``test/top5``
     model_0000999.pth  periodic checkpoints (zero-padded: name order is iteration order)
     model_final.pth    the checkpoint after the last iteration
+    model_best.pth     the checkpoint of the best test top-1 so far (with TEST.SAVE_BEST)
     last_checkpoint    a text file naming the newest checkpoint
 
 Hooks, the trainer and the tools ask a :class:`RunFolder` for paths and for what the folder holds;
@@ -25,6 +27,10 @@ from .io import atomic_write_text, load_file
 
 LAST_CHECKPOINT = "last_checkpoint"
 FINAL_CHECKPOINT = "model_final.pth"
+BEST_CHECKPOINT = "model_best.pth"
+#: The kinds of checkpoint: every SOLVER.CHECKPOINT_PERIOD, after the last iteration, of the best
+#: evaluation.
+CHECKPOINT_KINDS = ("periodic", "final", "best")
 _PERIODIC = re.compile(r"model_\d{7}\.pth")
 _ANY_CHECKPOINT = re.compile(r"model_.*\.pth")
 
@@ -43,10 +49,26 @@ class RunFolder:
         self.env_file = os.path.join(self.path, "env.txt")
         self._marker = os.path.join(self.path, LAST_CHECKPOINT)
 
-    def checkpoint_path(self, iteration: int, final: bool = False) -> str:
-        """Where the checkpoint after ``iteration`` (0-based) goes: periodic, or the final one."""
-        name = FINAL_CHECKPOINT if final else f"model_{iteration:07d}.pth"
-        return os.path.join(self.path, name)
+    def evaluation_folder(self) -> "RunFolder":
+        """Where ``--eval-only`` writes its own config, log and results: ``<path>/eval``. An
+        evaluation never changes the files of the run it evaluates."""
+        return RunFolder(os.path.join(self.path, "eval"))
+
+    def eval_result_file(self, weights: str) -> str:
+        """The result of evaluating ``weights`` (a file or a weight name) in this folder:
+        ``eval_<name>.json``."""
+        name = os.path.splitext(os.path.basename(weights))[0]
+        return os.path.join(self.path, f"eval_{name}.json")
+
+    def checkpoint_path(self, iteration: int, kind: str = "periodic") -> str:
+        """Where the checkpoint of ``kind`` (:data:`CHECKPOINT_KINDS`) after ``iteration``
+        (0-based) goes."""
+        names = {
+            "periodic": f"model_{iteration:07d}.pth",
+            "final": FINAL_CHECKPOINT,
+            "best": BEST_CHECKPOINT,
+        }
+        return os.path.join(self.path, names[kind])
 
     def holds_run(self) -> bool:
         """Whether a training run has written a checkpoint here (a fresh run must not reuse it)."""

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from yacs.config import CfgNode as _YacsCfgNode
 
-from kdzoo.utils.errors import ConfigError
+from kdzoo.utils.errors import ConfigError, did_you_mean
 
 BASE_KEY = "_BASE_"
 
@@ -43,11 +43,11 @@ class CfgNode(_YacsCfgNode):
 
     def merge_from_file(self, cfg_filename: str) -> None:
         """Merge a YAML file (and, first, the ``_BASE_`` files it names) into this config."""
-        loaded = load_yaml_with_base(cfg_filename)
+        loaded = upgrade_renamed_keys(load_yaml_with_base(cfg_filename))
         try:
             self.merge_from_other_cfg(type(self)(loaded))
         except (KeyError, ValueError, AssertionError) as e:
-            raise ConfigError(f"{cfg_filename}: {_message(e)}") from None
+            raise ConfigError(f"{cfg_filename}: {_message(e, self)}") from None
 
     def merge_from_list(self, cfg_list: list) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` overrides, as given on the command line."""
@@ -58,13 +58,56 @@ class CfgNode(_YacsCfgNode):
         try:
             super().merge_from_list(cfg_list)
         except (KeyError, ValueError, AssertionError) as e:
-            raise ConfigError(f"command line: {_message(e)}") from None
+            raise ConfigError(f"command line: {_message(e, self)}") from None
 
 
-def _message(error: Exception) -> str:
-    """yacs' message on one line, with its wording for unknown keys made plain."""
+def upgrade_renamed_keys(cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    """A config that says it was written before ``VERSION`` 2 (the full ``config.yaml`` dump of an
+    earlier run), with the keys renamed since moved to their new names, so that it keeps loading.
+    CRD's and WCoRD's bank options became one node: the values of the method the config trains
+    win. A file without ``VERSION`` is taken as current, as Detectron2 takes it; its old keys stay
+    errors that name the new ones."""
+    version = cfg_dict.get("VERSION")
+    if not isinstance(version, int) or version >= 2:
+        return cfg_dict
+    distiller = cfg_dict.get("DISTILLER", {})
+    trained = str(distiller.get("NAME", "")).upper()
+    moved: dict[str, Any] = {}
+    for old_key, new_key in CfgNode._RENAMED_KEYS.items():
+        _, method, old = old_key.split(".")
+        node = distiller.get(method, {})
+        if old in node:
+            value = node.pop(old)
+            if method == trained or new_key not in moved:
+                moved[new_key] = value
+    for new_key, value in moved.items():
+        _, node_name, name = new_key.split(".")
+        distiller.setdefault(node_name, {})[name] = value
+    return {**cfg_dict, "VERSION": 2}
+
+
+def _message(error: Exception, cfg: CfgNode | None = None) -> str:
+    """yacs' message on one line, with its wording for unknown keys made plain and, given the
+    ``cfg`` merged into, the existing keys closest to an unknown one."""
     text = " ".join(str(error.args[0] if error.args else error).split())
-    return re.sub(r"^Non-existent (config )?key: ", "unknown config key ", text)
+    unknown = re.fullmatch(r"Non-existent (?:config )?key: (\S+)", text)
+    if not unknown:
+        return text
+    key = unknown.group(1)
+    # Keys of the same depth only, and a high cutoff: sibling keys share their node's name, which
+    # makes every SOLVER.* key look close to any other.
+    same_depth = [k for k in _full_keys(cfg) if k.count(".") == key.count(".")] if cfg else []
+    return f"unknown config key {key}" + did_you_mean(key, same_depth, cutoff=0.8)
+
+
+def _full_keys(node: _YacsCfgNode, prefix: str = "") -> list[str]:
+    """Every key of ``node`` and of its sub-nodes, dotted (``SOLVER``, ``SOLVER.BASE_LR``)."""
+    keys = []
+    for key, value in node.items():
+        keys.append(prefix + key)
+        if isinstance(value, _YacsCfgNode):
+            keys += _full_keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def load_yaml_with_base(filename: str) -> dict[str, Any]:
@@ -92,14 +135,30 @@ def read_yaml_mapping(filename: str | os.PathLike, kind: str = "config file") ->
     invalid YAML or anything but a mapping."""
     if not os.path.isfile(filename):
         raise ConfigError(f"{kind} not found: {filename}")
-    with open(filename) as f:
+    with open(filename, "rb") as f:  # bytes: PyYAML decodes them (UTF-8/16) and names bad ones
         try:
             data = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{filename}: not valid YAML ({_message(e)})") from None
+            raise ConfigError(_yaml_message(filename, e)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}: a {kind} must be a mapping of keys to values")
     return data
+
+
+def _yaml_message(filename: str | os.PathLike, error: yaml.YAMLError) -> str:
+    """PyYAML's error on one line, its place first as editors and compilers write it (1-based):
+    ``f.yaml:4:11: not valid YAML: mapping values are not allowed here``, then the construct it
+    was reading where PyYAML names one (``(while scanning a quoted scalar at line 2, column 9)``).
+    """
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return f"{filename}: not valid YAML: {' '.join(str(error).split())}"  # e.g. undecodable
+    mark = error.problem_mark
+    text = f"{filename}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {error.problem}"
+    if error.context:
+        where = error.context_mark
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        text += f" ({error.context}{at})"
+    return " ".join(text.split())
 
 
 def require_choice(key: str, value: str, choices: Sequence[str]) -> None:

@@ -65,9 +65,15 @@ _C.DISTILLER.MEMORY_BANK = CN()
 _C.DISTILLER.MEMORY_BANK.FEAT_DIM = 128
 # Negatives per anchor, K.
 _C.DISTILLER.MEMORY_BANK.NUM_NEGATIVES = 16384
-# "exact": the positive is the anchor itself, negatives from other classes. "relax": the positive
-# is a random sample of the anchor's class, negatives from anywhere.
+# Which sample is the positive: "exact": the anchor itself; "relax": a random sample of the
+# anchor's class (possibly the anchor). In both, as in the reference, the K negatives are distinct
+# samples of the other classes (drawn with replacement only for a class that leaves fewer than K).
 _C.DISTILLER.MEMORY_BANK.MODE = "exact"
+# True: draw every anchor's negatives with replacement (~15% of draws repeat on CIFAR-100). The
+# distinct draw ranks random keys over [global batch, N] every step: 40 ms, 3.5% of a CIFAR-100
+# CRD step on the 2-core CPU of BENCHMARKS.md, but 1.1 s per 64 anchors at ImageNet's N, where a
+# repeat is rare (~0.6% of draws): the ImageNet CRD config sets it True.
+_C.DISTILLER.MEMORY_BANK.NEGATIVES_WITH_REPLACEMENT = False
 # The bank of every training sample's two embeddings: a name in MEMORY_REGISTRY, built as
 # NAME(num_samples=N, dim=FEAT_DIM, momentum=MOMENTUM) (a user's memory registered under another
 # name must offer momentum_bank's interface).
@@ -234,6 +240,13 @@ _C.TEST = CN()
 # The final model is always evaluated.
 _C.TEST.EVAL_PERIOD = 0
 _C.TEST.IMS_PER_BATCH = 256
+# Evaluate on the first this many test images (the same ones every time); 0: all of them. For smoke
+# runs, whose final full test pass would otherwise take most of their time. The log says how many
+# were used.
+_C.TEST.MAX_IMAGES = 0
+# Also save the checkpoint of the best test top-1 so far as model_best.pth (as RepDistiller and
+# mdistiller keep their best model); resume still continues from the newest checkpoint.
+_C.TEST.SAVE_BEST = False
 
 # -------------------------------------------------------------------------------------------------
 # Misc
@@ -247,3 +260,7 @@ _C.SEED = 0
 _C.LOG_PERIOD = 20
 # cudnn.benchmark: faster convolutions on fixed input sizes, at the price of exact repeatability.
 _C.CUDNN_BENCHMARK = False
+# CPU threads of each process (torch.set_num_threads); 0: torch's choice (one per core, or the
+# cores shared out among --num-gpus CPU processes). On a CPU busy with another job, 1 can be many
+# times faster than 2: idle OpenMP threads spin against the busy core.
+_C.CPU_THREADS = 0

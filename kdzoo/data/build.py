@@ -1,5 +1,7 @@
 """Builders of the data side of a run from ``DATASETS``, ``DATALOADER``, ``INPUT`` and ``TEST``."""
 
+import logging
+
 import torch
 
 from .augment import BatchAugmentation
@@ -17,10 +19,21 @@ def build_train_loader(cfg, device: torch.device) -> TrainLoader:
 
 
 def build_test_loader(cfg, device: torch.device) -> TestLoader:
-    """The test split of ``DATASETS.NAME``: this rank's share, in batches of
-    ``TEST.IMS_PER_BATCH``."""
+    """The test split of ``DATASETS.NAME`` (its first ``TEST.MAX_IMAGES``, if set): this rank's
+    share, in batches of ``TEST.IMS_PER_BATCH``."""
     dataset = build_dataset(cfg, train=False)
-    return TestLoader(dataset, cfg.TEST.IMS_PER_BATCH, device, cfg.DATALOADER.NUM_WORKERS)
+    loader = TestLoader(
+        dataset,
+        cfg.TEST.IMS_PER_BATCH,
+        device,
+        cfg.DATALOADER.NUM_WORKERS,
+        max_images=cfg.TEST.MAX_IMAGES,
+    )
+    subset = " (TEST.MAX_IMAGES)" if loader.num_images < len(dataset) else ""
+    logging.getLogger("kdzoo").info(
+        f"Evaluations use {loader.num_images} of the {len(dataset)} test images{subset}"
+    )
+    return loader
 
 
 def build_augmentation(cfg, device: torch.device) -> BatchAugmentation:

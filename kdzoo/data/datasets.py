@@ -7,6 +7,8 @@ the training device, where the float work (flip, normalisation) runs batched.
 """
 
 import os
+import shutil
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -60,6 +62,26 @@ def load_cifar100_npz(path: str, train: bool) -> InMemoryDataset:
     return InMemoryDataset(images, torch.from_numpy(y.astype(np.int64)), names)
 
 
+def read_torchvision_dataset(missing: str, cfg, read: Callable[[], Dataset]) -> Dataset:
+    """``read()``, a torchvision dataset over ``DATASETS.ROOT``, with a one-line error that starts
+    with ``missing`` when its files are absent or their download fails (a mistyped root, no
+    network). A root folder that did not exist before is not left behind."""
+    root = cfg.DATASETS.ROOT
+    existed = os.path.exists(root)
+    try:
+        return read()
+    except (RuntimeError, OSError) as e:  # missing files; URLError and the like are OSErrors
+        if not existed:
+            shutil.rmtree(root, ignore_errors=True)  # torchvision created it to download into
+        if not cfg.DATASETS.DOWNLOAD:
+            raise DataError(f"{missing}; DATASETS.DOWNLOAD True fetches it") from None
+        reason = getattr(e, "reason", None) or str(e).strip().splitlines()[0]
+        raise DataError(
+            f"{missing}, and downloading it failed ({reason}); check DATASETS.ROOT, or put the "
+            "files there and set DATASETS.DOWNLOAD False"
+        ) from None
+
+
 @DATASET_REGISTRY.register("cifar100")
 def build_cifar100(cfg, train: bool) -> InMemoryDataset:
     """``DATASETS.ROOT/cifar100.npz`` if present, else torchvision's CIFAR100 files (downloaded
@@ -70,13 +92,11 @@ def build_cifar100(cfg, train: bool) -> InMemoryDataset:
         return load_cifar100_npz(npz, train)
     from torchvision.datasets import CIFAR100
 
-    try:
-        tv = CIFAR100(root, train=train, download=cfg.DATASETS.DOWNLOAD)
-    except RuntimeError as e:
-        where = f"CIFAR-100 not found in {root!r} (neither cifar100.npz nor cifar-100-python/)"
-        if not cfg.DATASETS.DOWNLOAD:
-            raise DataError(f"{where}; DATASETS.DOWNLOAD True fetches it") from None
-        raise DataError(f"{where}, and downloading it failed: {e}") from None
+    tv = read_torchvision_dataset(
+        f"CIFAR-100 not found in {root!r} (neither cifar100.npz nor cifar-100-python/)",
+        cfg,
+        lambda: CIFAR100(root, train=train, download=cfg.DATASETS.DOWNLOAD),
+    )
     images = torch.from_numpy(tv.data).permute(0, 3, 1, 2)
     return InMemoryDataset(images, torch.tensor(tv.targets), tv.classes)
 
@@ -89,13 +109,11 @@ def build_stl10(cfg, train: bool) -> InMemoryDataset:
     from torchvision.datasets import STL10
 
     root = cfg.DATASETS.ROOT
-    try:
-        stl = STL10(root, split="train" if train else "test", download=cfg.DATASETS.DOWNLOAD)
-    except (RuntimeError, OSError) as e:  # missing files; a failed download
-        where = f"STL-10 not found in DATASETS.ROOT {root!r} (no stl10_binary/)"
-        if not cfg.DATASETS.DOWNLOAD:
-            raise DataError(f"{where}; DATASETS.DOWNLOAD True fetches it") from None
-        raise DataError(f"{where}, and downloading it failed: {e}") from None
+    stl = read_torchvision_dataset(
+        f"STL-10 not found in DATASETS.ROOT {root!r} (no stl10_binary/)",
+        cfg,
+        lambda: STL10(root, split="train" if train else "test", download=cfg.DATASETS.DOWNLOAD),
+    )
     # torchvision keeps STL-10 as [N, 3, H, W] already (the binary files are channel-major), and
     # names its classes only when class_names.txt was downloaded too.
     images, labels = torch.from_numpy(stl.data), torch.from_numpy(stl.labels).long()

@@ -126,18 +126,25 @@ class TestLoader:
         batch_size: images per batch on this rank.
         device: where batches are delivered.
         num_workers: DataLoader workers for datasets that are not in memory.
+        max_images: evaluate on the first this many images only; 0: all.
     """
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, device: torch.device, num_workers: int = 0
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        device: torch.device,
+        num_workers: int = 0,
+        max_images: int = 0,
     ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.num_workers = num_workers
+        self.num_images = min(max_images, len(dataset)) if max_images > 0 else len(dataset)
 
     def __iter__(self) -> Iterator[dict]:
-        indices = torch.arange(comm.get_rank(), len(self.dataset), comm.get_world_size())
+        indices = torch.arange(comm.get_rank(), self.num_images, comm.get_world_size())
         device = self.device
         if isinstance(self.dataset, InMemoryDataset):
             for chunk in indices.split(self.batch_size):

@@ -2,13 +2,24 @@
 
 from . import cocord, crd, kd, vanilla, wcord  # noqa: F401  (registers the methods)
 from .base import Distiller, EMAPair
-from .build import DISTILLER_REGISTRY, build_distiller, build_network, build_student
+from .build import (
+    DISTILLER_REGISTRY,
+    MODEL_ZOO_PREFIX,
+    build_distiller,
+    build_network,
+    build_student,
+    check_weight_files,
+    where_to_get_a_teacher,
+)
 
 __all__ = [
     "DISTILLER_REGISTRY",
+    "MODEL_ZOO_PREFIX",
     "Distiller",
     "EMAPair",
     "build_distiller",
     "build_network",
     "build_student",
+    "check_weight_files",
+    "where_to_get_a_teacher",
 ]

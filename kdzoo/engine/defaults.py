@@ -47,10 +47,21 @@ def default_argument_parser(description: str = "kdzoo training") -> OverridesArg
 
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    """Defaults, then ``--config``, then the ``KEY VALUE`` overrides; frozen."""
+    """Defaults, then ``--config`` (a file, or else a model-zoo config name such as
+    ``cifar100/kd/resnet56_resnet20.yaml``), then the ``KEY VALUE`` overrides; frozen."""
+    from kdzoo.model_zoo import get_config_file  # the one user of the zoo in the engine
+
     cfg = get_cfg()
     if args.config_file:
-        cfg.merge_from_file(args.config_file)
+        path = args.config_file
+        if not os.path.isfile(path):
+            try:
+                path = get_config_file(path)
+            except KdzooError as e:
+                raise ConfigError(
+                    f"config file not found: {args.config_file}; nor is it a model zoo name: {e}"
+                ) from None
+        cfg.merge_from_file(path)
     cfg.merge_from_list(args.opts)
     if cfg.SEED < 0:
         cfg.SEED = _draw_shared_seed()
@@ -69,13 +80,17 @@ def _draw_shared_seed() -> int:
 
 
 def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
-    """Prepare the output folder, the logger and the seeds; record the config and environment.
+    """Prepare the output folder, the logger, the threads and the seeds; record the command line,
+    the config and the environment.
 
     A fresh training run refuses an OUTPUT_DIR that already holds a run, so nothing is overwritten;
-    ``--resume`` continues it instead.
+    ``--resume`` continues it instead. ``--eval-only`` writes into the run's ``eval/`` folder and
+    leaves the run's own files alone.
     """
-    output_dir = cfg.OUTPUT_DIR
-    folder = RunFolder(output_dir)
+    folder = RunFolder(cfg.OUTPUT_DIR)
+    if args.eval_only:
+        folder = folder.evaluation_folder()
+    output_dir = folder.path
     rank = comm.get_rank()
     if comm.is_main_process():
         try:
@@ -92,14 +107,21 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
     comm.synchronize()
     logger = setup_logger(output_dir, rank=rank)
     logger.info(f"Rank {rank} of {comm.get_world_size()}\n{collect_env_info()}")
+    logger.info(f"Command line arguments: {args}")
     if args.config_file:
         logger.info(f"Config file {args.config_file}")
+    # The recipe survives in log.txt as well as in config.yaml, as Detectron2 keeps it.
+    logger.info(f"Running with full config:\n{cfg.dump()}")
     if comm.is_main_process():
         with open(folder.config_file, "w") as f:
             f.write(cfg.dump())
         with open(folder.env_file, "w") as f:
             f.write(collect_env_info() + "\n")
         logger.info(f"Full config saved to {folder.config_file}")
+    if cfg.CPU_THREADS > 0:
+        torch.set_num_threads(cfg.CPU_THREADS)
+    if get_device(cfg).type == "cpu":
+        logger.info(f"{torch.get_num_threads()} CPU threads in this process (CPU_THREADS)")
     # Same seed on every rank: models start identical and the global-batch draws (augmentation,
     # negatives) agree, so N processes reproduce one process over the same global batch.
     seed_all(cfg.SEED)

@@ -27,11 +27,14 @@ class IterationTimer(HookBase):
         self.trainer.storage.put_scalar("time", time.perf_counter() - self._step_start)
 
     def after_train(self) -> None:
-        steps = self.trainer.iter - self.trainer.start_iter
+        trainer = self.trainer
+        steps = trainer.iter - trainer.start_iter
         total = time.perf_counter() - self._train_start
         if steps > 0:
+            # A run stopped early (interrupted, or by an error) did not reach max_iter.
+            done = "Trained" if trainer.iter == trainer.max_iter else "Stopped early after"
             logging.getLogger("kdzoo").info(
-                f"Trained {steps} iterations in {total:.1f} s ({total / steps:.4f} s/it)"
+                f"{done} {steps} iterations in {total:.1f} s ({total / steps:.4f} s/it)"
             )
 
 
@@ -109,11 +112,18 @@ class MemoryCommitHook(HookBase):
 
 class EvalHook(HookBase):
     """Runs ``eval_function() -> {"top1": .., "top5": ..}`` every ``period`` iterations and after
-    the last one; records ``test/top1``, ``test/top5`` and the best top-1 so far."""
+    the last one; records ``test/top1``, ``test/top5`` and the best top-1 so far. With a
+    ``best_checkpointer``, a new best top-1 is saved as the ``best`` checkpoint."""
 
-    def __init__(self, period: int, eval_function: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self,
+        period: int,
+        eval_function: Callable[[], dict[str, float]],
+        best_checkpointer: Checkpointer | None = None,
+    ) -> None:
         self.period = period
         self.eval_function = eval_function
+        self.best_checkpointer = best_checkpointer
         self.best_top1 = float("-inf")
 
     def after_step(self) -> None:
@@ -123,6 +133,7 @@ class EvalHook(HookBase):
 
     def evaluate(self) -> dict[str, float]:
         results = self.eval_function()
+        improved = results["top1"] > self.best_top1
         self.best_top1 = max(self.best_top1, results["top1"])
         metrics = {f"test/{k}": v for k, v in results.items()}
         metrics["test/best_top1"] = self.best_top1
@@ -131,6 +142,10 @@ class EvalHook(HookBase):
             f"Evaluation at iteration {self.trainer.iter + 1}: "
             + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
         )
+        if improved and self.best_checkpointer is not None:
+            self.trainer.check_finite()  # never write a model that has seen a non-finite loss
+            hooks = self.trainer.hooks_state_dict()
+            self.best_checkpointer.save(self.trainer.iter, "best", hooks=hooks)
         return results
 
     def state_dict(self) -> dict:
@@ -154,9 +169,8 @@ class PeriodicCheckpointer(HookBase):
         final = next_iter == self.trainer.max_iter
         if final or (self.period > 0 and next_iter % self.period == 0):
             self.trainer.check_finite()  # never write a model that has seen a non-finite loss
-            self.checkpointer.save(
-                self.trainer.iter, final=final, hooks=self.trainer.hooks_state_dict()
-            )
+            kind = "final" if final else "periodic"
+            self.checkpointer.save(self.trainer.iter, kind, hooks=self.trainer.hooks_state_dict())
 
 
 class PeriodicWriter(HookBase):

@@ -7,6 +7,7 @@ the distributed code paths are tested without a GPU.
 import gc
 import logging
 import os
+import signal
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
+INTERRUPT_GRACE_SECONDS = 10
 
 
 def _find_free_port() -> int:
@@ -60,7 +62,7 @@ def launch(
         if num_machines != 1:
             raise ValueError("--dist-url auto only works on one machine; give tcp://HOST:PORT")
         dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
-    mp.start_processes(
+    context = mp.start_processes(
         _distributed_worker,
         nprocs=num_processes_per_machine,
         args=(
@@ -72,9 +74,30 @@ def launch(
             backend,
             args,
         ),
+        join=False,
         daemon=False,
         start_method="spawn",
     )
+    try:
+        while not context.join():
+            pass
+    except KeyboardInterrupt:
+        _interrupt(context.processes)
+        raise
+
+
+def _interrupt(processes: list) -> None:
+    """Stop every local process after this one was interrupted (Ctrl-C reaches them all from a
+    terminal; ``kill -INT`` reaches this one alone). SIGINT first, so each stops as Ctrl-C would
+    stop it; SIGTERM for one stuck in a collective whose peer has already gone."""
+    alive = [p for p in processes if p.is_alive()]
+    for process in alive:
+        os.kill(process.pid, signal.SIGINT)
+    for process in alive:
+        process.join(timeout=INTERRUPT_GRACE_SECONDS)
+        if process.is_alive():
+            process.terminate()
+            process.join()
 
 
 def _set_device(backend: str, local_rank: int) -> None:

@@ -86,6 +86,11 @@ class TrainerBase:
                 self.run_step()
                 self.after_step()
             self.iter += 1  # the loop is done: iter == max_iter, as a restart would see it
+        except KeyboardInterrupt:
+            self.logger.warning(
+                f"Interrupted during iteration {self.iter}; checkpoints written before it are kept"
+            )
+            raise
         finally:
             self.after_train()
 
@@ -112,6 +117,9 @@ class TrainerBase:
 
     def run_step(self) -> None:
         raise NotImplementedError
+
+    def check_finite(self) -> None:
+        """Raise if a loss so far was NaN or Inf; hooks call it before they write anything."""
 
     def hooks_state_dict(self) -> dict:
         return {type(h).__name__: h.state_dict() for h in self._hooks}

@@ -2,6 +2,7 @@
 Detectron2's ``DefaultTrainer``."""
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -47,42 +48,59 @@ class Trainer(TrainerBase):
         self.cfg = cfg
         self.device = get_device(cfg)
         self.folder = RunFolder(cfg.OUTPUT_DIR)
-        self.data_loader = self.build_train_loader(cfg, self.device)
-        self.distiller = self.build_model(cfg, self.data_loader.dataset.labels, self.device)
+        data_loader = self.build_train_loader(cfg, self.device)
+        distiller = self.build_model(cfg, data_loader.dataset.labels, self.device)
         self.test_loader = self.build_test_loader(cfg, self.device)
-        self.optimizer = self.build_optimizer(cfg, self.distiller)
-        self.model, synced_buffers = create_ddp_model(self.distiller, self.device)
-        self.augmentation = self.build_augmentation(cfg, self.device)
+        optimizer = self.build_optimizer(cfg, distiller)
+        model, self._synced_buffers = create_ddp_model(distiller, self.device)
+        augmentation = self.build_augmentation(cfg, self.device)
         self._step = DistillStep(
-            self.model,
-            self.distiller,
-            self.data_loader,
-            self.augmentation,
-            self.optimizer,
+            model,
+            distiller,
+            data_loader,
+            augmentation,
+            optimizer,
             amp_dtype=amp_dtype(cfg, self.device),
             clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM,
         )
-        self.iters_per_epoch = self.data_loader.iters_per_epoch
+        self.iters_per_epoch = data_loader.iters_per_epoch
         self.max_iter = cfg.SOLVER.MAX_ITER or cfg.SOLVER.MAX_EPOCHS * self.iters_per_epoch
         self.scheduler = self.build_lr_scheduler(
-            cfg, self.optimizer, self.iters_per_epoch, self.max_iter
+            cfg, optimizer, self.iters_per_epoch, self.max_iter
         )
-        checkpointables = {
-            "optimizer": self.optimizer,
-            "scheduler": self.scheduler,
-            "data": self.data_loader,
-        }
+        checkpointables = {"optimizer": optimizer, "scheduler": self.scheduler, "data": data_loader}
         if self._step.grad_scaler is not None:
             checkpointables["grad_scaler"] = self._step.grad_scaler
         self.checkpointer = Checkpointer(
-            self.distiller,
+            distiller,
             self.folder,
             checkpointables,
-            rng={"global": GlobalRNG(self.device), "augmentation": self.augmentation},
+            rng={"global": GlobalRNG(self.device), "augmentation": augmentation},
             keep=cfg.SOLVER.CHECKPOINT_KEEP,
         )
-        self._synced_buffers = synced_buffers
         self.register_hooks(self.build_hooks())
+
+    # The parts the step holds, read through it so there is one place that holds them.
+    @property
+    def model(self) -> nn.Module:
+        """The distiller as trained: wrapped in DistributedDataParallel under several processes."""
+        return self._step.model
+
+    @property
+    def distiller(self) -> Distiller:
+        return self._step.distiller
+
+    @property
+    def data_loader(self) -> TrainLoader:
+        return self._step.data_loader
+
+    @property
+    def augmentation(self) -> BatchAugmentation:
+        return self._step.augmentation
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._step.optimizer
 
     @classmethod
     def build_model(
@@ -103,6 +121,9 @@ class Trainer(TrainerBase):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode, device: torch.device) -> TrainLoader:
+        """An endless, resumable stream of ``{"image", "label", "index"}`` batches on ``device``
+        with ``dataset.labels`` ``[N]``, ``iters_per_epoch`` and ``state_dict`` /
+        ``load_state_dict`` (its position, saved in checkpoints), as :class:`TrainLoader`."""
         return build_train_loader(cfg, device)
 
     @classmethod
@@ -128,7 +149,7 @@ class Trainer(TrainerBase):
         if not comm.is_main_process():
             return []
         writers = [
-            ConsoleWriter(self.max_iter, self.cfg.SOLVER.IMS_PER_BATCH),
+            ConsoleWriter(self.max_iter, self.cfg.SOLVER.IMS_PER_BATCH, self.iters_per_epoch),
             JSONWriter(self.folder.metrics_file),
         ]
         with contextlib.suppress(ImportError):  # TensorBoard is optional
@@ -146,7 +167,11 @@ class Trainer(TrainerBase):
             hooks.EMAHook(self.distiller),
             hooks.MemoryCommitHook(self.distiller),
             hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.EvalHook(cfg.TEST.EVAL_PERIOD or self.iters_per_epoch, self.evaluate),
+            hooks.EvalHook(
+                cfg.TEST.EVAL_PERIOD or self.iters_per_epoch,
+                self.evaluate,
+                self.checkpointer if cfg.TEST.SAVE_BEST else None,
+            ),
             # Metrics before the checkpoint: a run killed between the two resumes from the
             # previous checkpoint, drops the lines past it and writes them again. The other order
             # would lose the line of a checkpointed iteration.
@@ -161,17 +186,20 @@ class Trainer(TrainerBase):
         model: nn.Module,
         device: torch.device,
         test_loader: TestLoader | None = None,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> dict[str, float]:
         """Top-1/top-5 (%) of ``model`` (images -> logits) on the test set, each rank evaluating
-        its share, with the test-time normalisation and precision of ``cfg``."""
+        its share, with the test-time normalisation (``preprocess``, by default
+        :meth:`build_augmentation`'s) and precision of ``cfg``."""
         loader = test_loader or cls.build_test_loader(cfg, device)
-        normalize = cls.build_augmentation(cfg, device).normalize
+        normalize = preprocess or cls.build_augmentation(cfg, device).normalize
         return evaluate_classifier(model, loader, normalize, amp_dtype(cfg, device))
 
     def evaluate(self) -> dict[str, float]:
         """:meth:`test` of the student being trained."""
         student = Classifier(self.distiller.student)
-        return self.test(self.cfg, student, self.device, self.test_loader)
+        normalize = self.augmentation.normalize
+        return self.test(self.cfg, student, self.device, self.test_loader, normalize)
 
     def run_step(self) -> None:
         self._step(self.storage, self.after_backward)

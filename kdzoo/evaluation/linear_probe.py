@@ -16,6 +16,7 @@ feature scales differ.
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
@@ -31,6 +32,7 @@ from kdzoo.utils.errors import DataError
 from .classification import topk_correct
 
 logger = logging.getLogger(__name__)
+PROGRESS_SECONDS = 10  # between progress lines of a feature pass
 
 #: The registered datasets (``kdzoo.data.DATASET_REGISTRY``) the probe accepts.
 PROBE_DATASETS = ("cifar100", "stl10", "tinyimagenet")
@@ -95,14 +97,20 @@ def extract_features(
     # Only its normalisation is used: the test-time input exactly as training saw it.
     normalize = BatchAugmentation(size, 0, False, pixel_mean, pixel_std, device, seed=0).normalize
     features, labels = [], []
+    done, last_report = 0, time.perf_counter()
     for images, targets in batches:
         x = images.to(device).float()
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
         features.append(model(normalize(x))["embedding"].float().cpu())
         labels.append(targets.long())
+        done += len(targets)
+        if time.perf_counter() - last_report > PROGRESS_SECONDS:  # a long pass says it is alive
+            logger.info(f"Extracting features: {done} images so far")
+            last_report = time.perf_counter()
     if not features:
         raise DataError("the dataset is empty")
+    logger.info(f"Extracted the features of {done} images")
     return torch.cat(features), torch.cat(labels)
 
 

@@ -5,7 +5,9 @@ from .backbone import (
     BackboneDims,
     Classifier,
     build_backbone,
+    input_size_mismatch,
     probe_backbone,
+    registered_input_size,
 )
 from .heads import LinearEmbed, MLPHead
 from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
@@ -19,5 +21,7 @@ __all__ = [
     "MLPHead",
     "build_backbone",
     "convert_sync_batchnorm",
+    "input_size_mismatch",
     "probe_backbone",
+    "registered_input_size",
 ]

@@ -20,7 +20,15 @@ from .analysis import (
     fake_train_labels,
     memory_rows,
 )
-from .results import TOP1_KEY, read_metrics, read_run_config, summarize_run
+from .results import (
+    TOP1_KEY,
+    not_a_run,
+    read_metrics,
+    read_run_config,
+    run_labels,
+    summarize_run,
+    summarize_runs,
+)
 
 __all__ = [
     "CIFAR100_TRAIN_SIZE",
@@ -32,10 +40,13 @@ __all__ = [
     "extra_module_rows",
     "fake_train_labels",
     "memory_rows",
+    "not_a_run",
     "plot_runs",
     "read_metrics",
     "read_run_config",
+    "run_labels",
     "summarize_run",
+    "summarize_runs",
 ]
 
 

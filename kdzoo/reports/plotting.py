@@ -1,4 +1,5 @@
-"""Training curves of kdzoo runs: each metric against the iteration, one line per run.
+"""Training curves of kdzoo runs: each metric against the iteration, one line per run, labelled
+by the shortest end of the run's path that tells it from the others (:func:`run_labels`).
 
 Figures are drawn on matplotlib's Agg canvas directly, without pyplot, so plotting needs no
 display and leaves the global matplotlib state of a calling program alone.
@@ -12,7 +13,7 @@ from matplotlib.figure import Figure
 
 from kdzoo.utils.errors import KdzooError
 
-from .results import TOP1_KEY, read_metrics, run_folder_of
+from .results import TOP1_KEY, read_metrics, run_labels
 
 
 def default_keys(runs: dict[str, list[dict]]) -> list[str]:
@@ -33,14 +34,20 @@ def plot_runs(
 ) -> list[str]:
     """Draw one subplot per metric of ``keys`` (default: :func:`default_keys`) for every run and
     save the figure as ``output`` (a PNG). Returns the keys drawn."""
-    runs = {run_folder_of(d).name: read_metrics(d) for d in run_dirs}
+    runs = {label: read_metrics(d) for label, d in zip(run_labels(run_dirs), run_dirs, strict=True)}
     keys = keys or default_keys(runs)
     if not keys:
         raise KdzooError("the runs logged nothing to plot")
     for key in keys:
         if not any(curve(records, key)[0] for records in runs.values()):
             raise KdzooError(f"no run logged {key!r}")
+    draw_runs(runs, keys).savefig(output, dpi=100)
+    return keys
 
+
+def draw_runs(runs: dict[str, list[dict]], keys: list[str]) -> Figure:
+    """The figure of :func:`plot_runs`: one subplot per key, one line per run (``{label:
+    records}``), in the same colour in every subplot."""
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
     fig = Figure(figsize=(5 * cols, 3.5 * rows), layout="constrained")
@@ -51,7 +58,9 @@ def plot_runs(
         for color, (label, records) in enumerate(runs.items()):
             iterations, values = curve(records, key)
             if iterations:
-                ax.plot(iterations, values, label=label, color=f"C{color % 10}")
+                # A line through one point is invisible (a run evaluated once): mark the point.
+                marker = "o" if len(iterations) == 1 else None
+                ax.plot(iterations, values, label=label, color=f"C{color % 10}", marker=marker)
         if key == "lr":
             ax.set_yscale("log")  # step schedules span decades
         ax.set_title(key)
@@ -60,5 +69,4 @@ def plot_runs(
         ax.legend(fontsize="small")
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
-    fig.savefig(output, dpi=100)
-    return keys
+    return fig

@@ -7,6 +7,8 @@ object per line; training lines carry ``iteration``, the losses and ``lr``, eval
 """
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from kdzoo.checkpoint import RunFolder
@@ -23,6 +25,23 @@ def run_folder_of(path: str | Path) -> Path:
     if path.is_file() and Path(RunFolder(path.parent).metrics_file) == path:
         return path.parent
     return path
+
+
+def run_labels(run_dirs: Iterable[str | Path]) -> list[str]:
+    """A label per run directory, in order: the shortest end of its path that no other directory's
+    path ends with. Folder names where they differ; ``kd/resnet56_resnet20`` and
+    ``crd/resnet56_resnet20`` for two runs of the same pair with different methods. A directory
+    given twice (also as its ``metrics.json``) gets the same label twice."""
+    paths = [Path(os.path.abspath(run_folder_of(d))).parts for d in run_dirs]
+    labels = []
+    for path in paths:
+        others = {other for other in paths if other != path}
+        depth = next(
+            (k for k in range(1, len(path)) if all(o[-k:] != path[-k:] for o in others)),
+            len(path),
+        )
+        labels.append(str(Path(*path[-depth:])))
+    return labels
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -76,3 +95,38 @@ def summarize_run(run_dir: str | Path) -> dict:
         "last_top1": top1[-1] if top1 else None,
         "best_top1": max(top1) if top1 else None,
     }
+
+
+def not_a_run(run_dir: str | Path) -> str | None:
+    """Why ``run_dir`` is not a run folder (``"no metrics.json"``: an evaluation's folder, a run
+    that failed before training), or ``None`` if it holds both files a summary reads."""
+    run_dir = run_folder_of(run_dir)
+    if not run_dir.exists():
+        return "no such folder"
+    if not run_dir.is_dir():
+        return "not a folder"
+    files = RunFolder(run_dir)
+    missing = [
+        Path(f).name for f in (files.config_file, files.metrics_file) if not os.path.isfile(f)
+    ]
+    return f"no {' or '.join(missing)}" if missing else None
+
+
+def summarize_runs(run_dirs: Iterable[str | Path]) -> tuple[list[dict], dict[str, str]]:
+    """:func:`summarize_run` of each directory that is a run, labelled by :func:`run_labels` among
+    them, and, for every other one, why it is not (``{run_dir: reason}``: a missing file, or the
+    error of an unreadable ``metrics.json`` or ``config.yaml``)."""
+    summaries, runs, skipped = [], [], {}
+    for run_dir in run_dirs:
+        try:
+            reason = not_a_run(run_dir)
+            if reason is None:
+                summaries.append(summarize_run(run_dir))
+                runs.append(run_dir)
+        except KdzooError as e:  # a metrics.json or config.yaml that cannot be read
+            reason = str(e)
+        if reason is not None:
+            skipped[str(run_dir)] = reason
+    for summary, label in zip(summaries, run_labels(runs), strict=True):
+        summary["run"] = label
+    return summaries, skipped

@@ -107,15 +107,20 @@ class TensorboardWriter(EventWriter):
 
 
 class ConsoleWriter(EventWriter):
-    """Logs one line: ETA, iteration, losses, lr, throughput and data time."""
+    """Logs one line: ETA, epoch (given ``iters_per_epoch``), iteration, losses, lr, throughput
+    and data time."""
 
-    def __init__(self, max_iter: int, ims_per_batch: int) -> None:
+    def __init__(self, max_iter: int, ims_per_batch: int, iters_per_epoch: int = 0) -> None:
         self._max_iter = max_iter
         self._ims_per_batch = ims_per_batch
+        self._iters_per_epoch = iters_per_epoch
         self._logger = logging.getLogger("kdzoo")
 
     def write(self, iteration: int, metrics: dict[str, float]) -> None:
         parts = [f"iter: {iteration + 1}/{self._max_iter}"]
+        if self._iters_per_epoch:
+            epochs = -(-self._max_iter // self._iters_per_epoch)  # the last may be partial
+            parts.insert(0, f"epoch: {iteration // self._iters_per_epoch + 1}/{epochs}")
         step_time = metrics.get("time")
         if step_time:
             eta = datetime.timedelta(seconds=int(step_time * (self._max_iter - iteration - 1)))

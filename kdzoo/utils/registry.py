@@ -4,7 +4,7 @@ from typing import Any
 
 from fvcore.common.registry import Registry as _FvcoreRegistry
 
-from .errors import RegistryError
+from .errors import RegistryError, did_you_mean
 
 __all__ = ["Registry", "lookup"]
 
@@ -29,10 +29,12 @@ class Registry(_FvcoreRegistry):
 
 
 def lookup(registry: Registry, name: str) -> Any:
-    """Return ``registry.get(name)``, or raise a :class:`RegistryError` listing the known names."""
+    """Return ``registry.get(name)``, or raise a :class:`RegistryError` listing the known names
+    and, last, the ones closest to ``name`` (``did you mean resnet56, resnet50?``)."""
     if name not in registry:
-        known = ", ".join(sorted(n for n, _ in registry))
+        known = sorted(n for n, _ in registry)
         raise RegistryError(
-            f"Unknown {registry._name.lower()} {name!r}; registered names are: {known}"
+            f"Unknown {registry._name.lower()} {name!r}; registered names are: {', '.join(known)}"
+            + did_you_mean(name, known)
         )
     return registry.get(name)

@@ -89,7 +89,7 @@ def test_run_folder_keeps_the_newest_periodic_checkpoints_and_the_final_one(tmp_
     ckpt = Checkpointer(model, folder, {}, {}, keep=2)
     for iteration in (1, 3, 5):
         ckpt.save(iteration)
-    ckpt.save(6, final=True)
+    ckpt.save(6, "final")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["last_checkpoint", "model_0000003.pth", "model_0000005.pth", "model_final.pth"]
     assert folder.holds_run() and folder.is_finished()

@@ -95,12 +95,79 @@ def test_renamed_key_is_a_one_line_error_naming_the_new_key(tmp_path):
                 get_cfg().merge_from_list([f"DISTILLER.{method}.{old}", "1"])
 
 
+@pytest.mark.parametrize("method", ["crd", "wcord"])
+def test_the_config_yaml_of_an_earlier_run_still_loads(tmp_path, method):
+    # An earlier kdzoo dumped VERSION 1 with the bank keys under both methods' nodes.
+    path = write(
+        tmp_path / "config.yaml",
+        "DISTILLER:\n"
+        f"  NAME: {method}\n"
+        "  CRD: {FEAT_DIM: 64, MEMORY: momentum_bank, MEMORY_MOMENTUM: 0.5, MODE: relax,"
+        " NUM_NEGATIVES: 100, TEMPERATURE: 0.1}\n"
+        "  WCORD: {FEAT_DIM: 32, MEMORY: momentum_bank, MEMORY_MOMENTUM: 0.7, MODE: exact,"
+        " NUM_NEGATIVES: 200}\n"
+        "VERSION: 1\n",
+    )
+    cfg = get_cfg()
+    cfg.merge_from_file(path)
+    bank = cfg.DISTILLER.MEMORY_BANK
+    loaded = (bank.FEAT_DIM, bank.MODE, bank.NUM_NEGATIVES)
+    # The trained method's values win.
+    assert loaded == ((64, "relax", 100) if method == "crd" else (32, "exact", 200))
+    assert cfg.DISTILLER.CRD.TEMPERATURE == 0.1 and cfg.VERSION == 2
+
+
 @pytest.mark.reliability
 def test_override_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key SOLVER.NOPE"):
         get_cfg().merge_from_list(["SOLVER.NOPE", "1"])
     with pytest.raises(ConfigError, match="KEY VALUE pairs"):
         get_cfg().merge_from_list(["SOLVER.BASE_LR"])
+
+
+@pytest.mark.reliability
+def test_unknown_keys_suggest_the_closest_existing_ones(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_list(["SOLVER.BASE_LRR", "1"])
+    assert str(info.value) == (
+        "command line: unknown config key SOLVER.BASE_LRR; did you mean SOLVER.BASE_LR?"
+    )
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_list(["MODEL.STUDNET.NAME", "resnet8"])  # a typo in the node
+    assert str(info.value).endswith("MODEL.STUDNET.NAME; did you mean MODEL.STUDENT.NAME?")
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_list(["SOLVER.NOPE", "1"])
+    assert str(info.value) == "command line: unknown config key SOLVER.NOPE"  # nothing close
+    path = write(tmp_path / "bad.yaml", "SOLVR:\n  BASE_LR: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_file(path)
+    assert str(info.value) == f"{path}: unknown config key SOLVR; did you mean SOLVER?"
+
+
+@pytest.mark.reliability
+def test_invalid_yaml_names_file_line_column_and_problem(tmp_path):
+    path = write(tmp_path / "bad.yaml", "SOLVER:\n  BASE_LR: 0.1\nMODEL:\n  STUDENT: NAME: x\n")
+    before = Path(path).read_bytes()
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_file(path)
+    # 1-based, as editors count: line 4, the second colon is the 16th character.
+    assert str(info.value) == f"{path}:4:16: not valid YAML: mapping values are not allowed here"
+    assert Path(path).read_bytes() == before
+    # Where PyYAML names what it was reading, that construct's place comes too.
+    quoted = write(tmp_path / "quote.yaml", 'MODEL:\n  STUDENT:\n    NAME: "resnet8\n')
+    child = write(tmp_path / "child.yaml", "_BASE_: quote.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_file(child)  # the error names the base file that holds it
+    assert str(info.value) == (
+        f"{quoted}:4:1: not valid YAML: found unexpected end of stream "
+        "(while scanning a quoted scalar at line 3, column 11)"
+    )
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("OUTPUT_DIR: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        get_cfg().merge_from_file(str(latin1))
+    assert str(info.value).startswith(f"{latin1}: not valid YAML: ")
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.reliability
@@ -122,7 +189,7 @@ def test_every_shipped_config_loads():
 
 def test_shipped_configs_name_registered_parts():
     from kdzoo.distillers import DISTILLER_REGISTRY
-    from kdzoo.modeling import BACKBONE_REGISTRY
+    from kdzoo.modeling import BACKBONE_REGISTRY, registered_input_size
 
     for path in sorted((REPO_ROOT / "configs").rglob("*.yaml")):
         if path.name.startswith("Base-"):
@@ -133,3 +200,6 @@ def test_shipped_configs_name_registered_parts():
         assert cfg.MODEL.STUDENT.NAME in BACKBONE_REGISTRY, path
         if cfg.DISTILLER.NAME != "vanilla":
             assert cfg.MODEL.TEACHER.NAME in BACKBONE_REGISTRY, path
+        for name in filter(None, (cfg.MODEL.STUDENT.NAME, cfg.MODEL.TEACHER.NAME)):
+            # No shipped config draws the warning for a backbone made for other images.
+            assert registered_input_size(name) == cfg.INPUT.SIZE, (path, name)

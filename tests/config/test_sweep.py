@@ -5,12 +5,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from kdzoo.config import get_cfg
 from kdzoo.config.sweep import load_sweep
+from kdzoo.modeling import build_backbone
 from kdzoo.utils.errors import ConfigError
+from kdzoo_testing import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((REPO_ROOT / "sweeps").rglob("*.yaml"))
 
 
@@ -162,6 +164,33 @@ def test_sweep_tool_checks_every_run_before_starting(tmp_path, base_config):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "kdzoo: error: sweep s, run typo: command line: unknown config key DISTILLER.COCORD.TAU"
+        "kdzoo: error: sweep s, run typo: command line: unknown config key DISTILLER.COCORD.TAU; "
+        "did you mean DISTILLER.COCORD.TEMPERATURE, DISTILLER.COCORD.DICTIONARY?"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_checks_the_weight_files_of_every_run(tmp_path, base_config):
+    teacher = tmp_path / "teacher.pth"
+    torch.save(build_backbone("resnet14").state_dict(), teacher)
+    sweep = write(
+        tmp_path / "s.yaml",
+        f"config: base.yaml\nruns:\n  fine: {{MODEL.TEACHER.WEIGHTS: {teacher}}}\n"
+        f"  gone: {{MODEL.TEACHER.WEIGHTS: {tmp_path / 'gone.pth'}}}\n",
+    )
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "sweep.py"), str(sweep), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"kdzoo: error: sweep s, run gone: checkpoint file not found: {tmp_path / 'gone.pth'}; "
+            "it is the teacher (MODEL.TEACHER.WEIGHTS)"
+        )
+    )
+    assert "[sweep]" not in result.stdout  # nothing was started or printed as planned

@@ -130,7 +130,7 @@ def test_gradients_reach_only_the_student_its_head_and_the_predictor():
 
 
 def one_engine_step(distiller):
-    """losses -> backward -> SGD step -> the EMA and queue hooks, as the trainer runs them."""
+    """losses -> backward -> SGD step -> the EMA and memory-commit hooks, as the trainer does."""
     opt = torch.optim.SGD([p for p in distiller.parameters() if p.requires_grad], lr=0.5)
     hooks = [EMAHook(distiller), MemoryCommitHook(distiller)]
     for hook in hooks:

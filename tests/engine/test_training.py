@@ -1,7 +1,9 @@
 """End-to-end training through the engine on a slice of the real CIFAR-100."""
 
 import errno
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,43 @@ def test_eval_only_reports_the_checkpoint_accuracy(teacher_ckpt, cifar100_slice,
     )
     assert results["top1"] == pytest.approx(final["test/top1"], abs=1e-6)
     assert results["top5"] == pytest.approx(final["test/top5"], abs=1e-6)
+
+
+def test_eval_only_of_a_run_writes_its_own_folder_and_leaves_the_run_alone(
+    teacher_ckpt, cifar100_slice, tmp_path
+):
+    run = tmp_path / "run"
+    shutil.copytree(teacher_ckpt, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    opts = tiny_run_opts(cifar100_slice, run, **{"TEST.MAX_IMAGES": 300})
+    resumed = run_in_process("--eval-only", "--resume", *opts)
+    weights = str(run / "model_final.pth")
+    named = run_in_process("--eval-only", *opts, "MODEL.STUDENT.WEIGHTS", weights)
+    assert {p: p.read_bytes() for p in before} == before  # config.yaml, log, metrics untouched
+    assert resumed == named
+    record = json.loads((run / "eval" / "eval_model_final.json").read_text())
+    assert record["test_images"] == 300 and record["weights"] == weights
+    assert record["test/top1"] == resumed["top1"]
+    eval_log = (run / "eval" / "log.txt").read_text()
+    assert "Evaluations use 300 of the 1000 test images (TEST.MAX_IMAGES)" in eval_log
+    assert "Running with full config:" in eval_log and "MAX_IMAGES: 300" in eval_log
+    assert "Command line arguments: Namespace(" in eval_log
+    assert "MAX_IMAGES: 300" in (run / "eval" / "config.yaml").read_text()
+
+
+def test_save_best_keeps_the_best_evaluation_and_resume_the_newest(cifar100_slice, tmp_path):
+    out = tmp_path / "run"
+    opts = {"TEST.SAVE_BEST": True, "TEST.EVAL_PERIOD": 2, "TEST.MAX_IMAGES": 200}
+    run_in_process(*tiny_run_opts(cifar100_slice, out, **opts))
+    evals = [m for m in metrics(out) if "test/top1" in m]
+    assert [m["iteration"] for m in evals] == [1, 3, 5]
+    best = max(evals, key=lambda m: m["test/top1"])  # the first of equal bests
+    saved = load_file(str(out / "model_best.pth"))
+    assert saved["iteration"] == best["iteration"]
+    assert saved["hooks"]["EvalHook"]["best_top1"] == best["test/top1"]
+    assert (out / "last_checkpoint").read_text().strip() == "model_final.pth"
+    # The console line shows the epoch: 4,000 images in batches of 32 are 125 steps an epoch.
+    assert "epoch: 1/1  iter: 6/6" in (out / "log.txt").read_text()
 
 
 @pytest.mark.reliability

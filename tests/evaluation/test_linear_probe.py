@@ -108,6 +108,7 @@ def test_tool_probes_a_checkpoint_and_refuses_missing_weights(small_cifar100, tm
     )
     assert done.returncode == 0, done.stderr
     assert "resnet8 on cifar100: linear probe top-1" in done.stdout
+    assert "Extracted the features of 1000 images" in done.stdout  # the feature pass reports
     result = json.loads((out / "linear_probe_cifar100.json").read_text())
     assert 0.0 <= result["top1"] <= 100.0 and result["num_train"] == 1000
 

@@ -119,3 +119,16 @@ def straight_and_resumed(data_root: Path, out: Path, stop_after: int, **opts) ->
         load_file(str(straight / "model_final.pth")),
         load_file(str(resumed / "model_final.pth")),
     )
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The processes ``--num-gpus`` spawned under ``parent`` (not multiprocessing's helpers)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return sorted(int(pid) for pid in children if b"spawn_main" in _cmdline(int(pid)))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # it exited meanwhile
+        return b""

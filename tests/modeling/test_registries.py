@@ -1,15 +1,24 @@
 """Registries: names, clear errors for unknown names, and user code registering its own models."""
 
+import logging
+
 import pytest
 import torch
 from torch import nn
 
 from kdzoo.config import get_cfg
-from kdzoo.distillers import DISTILLER_REGISTRY, build_distiller
+from kdzoo.data import DATASET_REGISTRY
+from kdzoo.distillers import DISTILLER_REGISTRY, build_distiller, build_student
 from kdzoo.losses import LOSS_REGISTRY, build_loss
 from kdzoo.memory import MEMORY_REGISTRY, build_memory
-from kdzoo.modeling import BACKBONE_REGISTRY, build_backbone, probe_backbone
+from kdzoo.modeling import (
+    BACKBONE_REGISTRY,
+    build_backbone,
+    probe_backbone,
+    registered_input_size,
+)
 from kdzoo.utils.errors import KdzooError, RegistryError
+from kdzoo.utils.registry import lookup
 
 TORCHVISION_RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
@@ -42,6 +51,75 @@ def test_unknown_names_list_the_registered_ones(build):
 def test_unknown_backbone_lists_known_names():
     with pytest.raises(RegistryError, match=r"Unknown backbone 'resnet9000'.*resnet110.*wrn_40_2"):
         build_backbone("resnet9000")
+
+
+@pytest.mark.reliability
+def test_unknown_names_suggest_the_closest_registered_ones():
+    with pytest.raises(RegistryError) as info:
+        build_backbone("resnet5")
+    message = str(info.value)
+    assert message.startswith("Unknown backbone 'resnet5'; registered names are: MobileNetV2, ")
+    assert message.endswith(", wrn_40_2; did you mean resnet56, ResNet50, resnet50?")
+    with pytest.raises(RegistryError) as info:
+        build_memory("queu")
+    assert str(info.value) == (
+        "Unknown memory 'queu'; registered names are: key_queue, momentum_bank; "
+        "did you mean key_queue?"
+    )
+    with pytest.raises(RegistryError) as info:
+        build_memory("bank")  # no registered name is close: the list alone
+    assert (
+        str(info.value) == "Unknown memory 'bank'; registered names are: key_queue, momentum_bank"
+    )
+    for registry, typo, meant in [
+        (DISTILLER_REGISTRY, "crdd", "crd"),
+        (DATASET_REGISTRY, "cifar10", "cifar100"),
+        (LOSS_REGISTRY, "kd_kll", "kd_kl"),
+    ]:
+        with pytest.raises(RegistryError, match=rf"; did you mean {meant}\b[^;]*\?$"):
+            lookup(registry, typo)
+
+
+def test_input_sizes_are_read_without_building():
+    builtins = [name for name, obj in BACKBONE_REGISTRY if obj.__module__.startswith("kdzoo.")]
+    sizes = {name: registered_input_size(name) for name in builtins}
+    assert sizes == {name: 224 if name in TORCHVISION_RESNETS else 32 for name in builtins}
+    assert build_backbone("ResNet50").input_size == 32  # what the registry said, built
+
+
+@pytest.fixture
+def kdzoo_warnings(caplog):
+    """Warnings of kdzoo's loggers (setup_logger stops them at ``kdzoo``, before caplog's)."""
+    logger = logging.getLogger("kdzoo")
+    propagate, logger.propagate = logger.propagate, True
+    caplog.set_level(logging.WARNING, logger="kdzoo")
+    yield lambda: [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    logger.propagate = propagate
+
+
+def test_a_backbone_made_for_other_images_warns_and_is_built(kdzoo_warnings):
+    cfg = get_cfg()  # CIFAR: INPUT.SIZE 32
+    cfg.MODEL.STUDENT.NAME = "resnet50"  # torchvision's ImageNet model, not the CIFAR ResNet50
+    student = build_student(cfg)
+    assert student.input_size == 224  # the run goes on with what was asked for
+    assert kdzoo_warnings() == [
+        "resnet50 expects 224x224 images but INPUT.SIZE is 32; for 32x32 images see ResNet50"
+    ]
+
+
+def test_the_teacher_is_checked_too_and_fitting_backbones_are_not(kdzoo_warnings):
+    cfg = get_cfg()
+    cfg.DISTILLER.NAME = "kd"
+    cfg.MODEL.TEACHER.NAME, cfg.MODEL.STUDENT.NAME = "resnet32x4", "resnet8x4"
+    build_distiller(cfg, torch.arange(10), load_weights=False)
+    assert kdzoo_warnings() == []
+    cfg.INPUT.SIZE = 224
+    cfg.MODEL.STUDENT.NAME = "resnet18"  # fits 224; the CIFAR teacher does not
+    build_distiller(cfg, torch.arange(10), load_weights=False)
+    assert kdzoo_warnings() == [
+        "resnet32x4 expects 32x32 images but INPUT.SIZE is 224; "
+        "for 224x224 images see resnet34, resnet152, resnet50"
+    ]
 
 
 @pytest.mark.parametrize("name", TORCHVISION_RESNETS)

@@ -9,11 +9,13 @@ and carries a class attribute ``input_size`` (its native square input side, 32 f
 224 for ImageNet models). Feature sizes are discovered with :func:`probe_backbone`, never typed.
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from kdzoo.utils.errors import close_names
 from kdzoo.utils.registry import Registry, lookup
 
 BACKBONE_REGISTRY = Registry("BACKBONE")
@@ -29,6 +31,32 @@ def build_backbone(name: str, num_classes: int = 100, **kwargs) -> nn.Module:
     return lookup(BACKBONE_REGISTRY, name)(num_classes=num_classes, **kwargs)
 
 
+def registered_input_size(name: str) -> int | None:
+    """The ``input_size`` of the backbone registered as ``name``, read without building it: from
+    the registered class, or from the class its constructor is annotated to return (``def
+    resnet8(...) -> CifarResNet``); ``None`` when neither says."""
+    registered = lookup(BACKBONE_REGISTRY, name)
+    size = getattr(registered, "input_size", None)
+    if size is None and callable(registered):
+        returned = inspect.signature(registered).return_annotation
+        size = getattr(returned, "input_size", None) if isinstance(returned, type) else None
+    return size
+
+
+def input_size_mismatch(name: str, model: nn.Module, size: int) -> str | None:
+    """``None`` if backbone ``name`` (built as ``model``) takes ``size`` x ``size`` images;
+    otherwise one line saying what it expects and naming the registered backbones whose names
+    are close and whose ``input_size`` is ``size`` (those differing only in case, if any:
+    ``resnet50`` -> ``ResNet50``)."""
+    expected = getattr(model, "input_size", None)
+    if expected is None or expected == size:
+        return None
+    fitting = [n for n, _ in BACKBONE_REGISTRY if registered_input_size(n) == size]
+    close = [n for n in fitting if n.lower() == name.lower()] or close_names(name, fitting)
+    text = f"{name} expects {expected}x{expected} images but INPUT.SIZE is {size}"
+    return text + (f"; for {size}x{size} images see {', '.join(close)}" if close else "")
+
+
 class Classifier(nn.Module):
     """A backbone seen as a plain classifier, images ``[B, 3, H, W]`` -> logits ``[B, C]``: what
     evaluation takes (it needs none of the backbone's other outputs)."""
@@ -36,6 +64,7 @@ class Classifier(nn.Module):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
+        self.train(backbone.training)  # a new module is in train mode; take the backbone's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)["logits"]

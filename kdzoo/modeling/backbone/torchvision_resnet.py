@@ -7,7 +7,6 @@ internet the first time.
 """
 
 import torch
-from torch import nn
 from torchvision.models import get_model_weights
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
@@ -37,7 +36,7 @@ class TorchvisionResNet(ResNet):
         return {"logits": self.fc(embedding), "embedding": embedding, "stages": stages}
 
 
-def _build(arch: str, num_classes: int, weights: str | None) -> nn.Module:
+def _build(arch: str, num_classes: int, weights: str | None) -> TorchvisionResNet:
     block, layers = _ARCHS[arch]
     model = TorchvisionResNet(block, layers, num_classes=num_classes)
     if weights:
@@ -53,7 +52,8 @@ def _build(arch: str, num_classes: int, weights: str | None) -> nn.Module:
 
 
 def _register(arch: str) -> None:
-    def constructor(num_classes: int = 1000, weights: str | None = None) -> nn.Module:
+    # Annotated with the class: registered_input_size reads its input_size without building one.
+    def constructor(num_classes: int = 1000, weights: str | None = None) -> TorchvisionResNet:
         return _build(arch, num_classes, weights)
 
     constructor.__name__ = arch
