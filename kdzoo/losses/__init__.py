@@ -1,18 +1,28 @@
 """Losses (``LOSS_REGISTRY``): building blocks that distillers weight and sum."""
 
+from .attention import AttentionTransferLoss
 from .build import LOSS_REGISTRY, build_loss
 from .contrastive import InfoNCELoss, NormalizedMSELoss
 from .crd import CRDNCELoss
 from .kd import KDLoss
+from .neuron_selectivity import NSTLoss
 from .optimal_transport import SinkhornOTLoss
+from .relational import CorrelationCongruenceLoss, RKDLoss
+from .similarity import PKTLoss, SimilarityPreservingLoss
 from .wasserstein import WassersteinCriticLoss
 
 __all__ = [
     "LOSS_REGISTRY",
+    "AttentionTransferLoss",
     "CRDNCELoss",
+    "CorrelationCongruenceLoss",
     "InfoNCELoss",
     "KDLoss",
+    "NSTLoss",
     "NormalizedMSELoss",
+    "PKTLoss",
+    "RKDLoss",
+    "SimilarityPreservingLoss",
     "SinkhornOTLoss",
     "WassersteinCriticLoss",
     "build_loss",

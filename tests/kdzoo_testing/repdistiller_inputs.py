@@ -1,0 +1,121 @@
+"""The inputs of ``test_feature_losses.py``'s reference checks, and the one-off script that ran
+RepDistiller's own ``distiller_zoo`` criteria on them to write ``repdistiller_losses.json``.
+
+The reference code is never copied into kdzoo: the script imports it from a checkout given on the
+command line and stores only the numbers it returns::
+
+    git clone https://github.com/HobbitLong/RepDistiller /tmp/RepDistiller
+    .venv/bin/python tests/kdzoo_testing/repdistiller_inputs.py /tmp/RepDistiller \\
+        tests/losses/repdistiller_losses.json
+
+Only torch is imported here (no kdzoo), so the numbers are RepDistiller's alone.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+SEED = 20240518
+
+# name -> shape; float64 normal draws from one torch.Generator seeded with SEED, in this order.
+SHAPES = {
+    # AT / NST: three layer pairs: student larger (pooled), teacher larger (pooled), equal.
+    "maps_s0": (4, 3, 8, 8),
+    "maps_t0": (4, 5, 4, 4),
+    "maps_s1": (4, 4, 4, 4),
+    "maps_t1": (4, 6, 8, 8),
+    "maps_s2": (4, 2, 4, 4),
+    "maps_t2": (4, 3, 4, 4),
+    # SP: one pair of maps whose sizes differ.
+    "sp_s": (4, 3, 4, 4),
+    "sp_t": (4, 5, 2, 2),
+    # PKT / RKD: pooled vectors of different widths.
+    "vec_s": (5, 6),
+    "vec_t": (5, 9),
+    # CC: embeddings of one width.
+    "emb_s": (5, 8),
+    "emb_t": (5, 8),
+}
+
+# (loss name, flat indices into the student input whose gradient entries are stored)
+GRADIENT_ENTRIES = {
+    "attention_transfer": ("maps_s0", [0, 2, 19, 100, 191]),
+    "rkd": ("vec_s", [0, 1, 7, 13, 29]),
+}
+
+
+def make_inputs() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(SEED)
+    return {k: torch.randn(shape, generator=g, dtype=torch.float64) for k, shape in SHAPES.items()}
+
+
+def _load(repo: Path, name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"repdistiller_{name}", repo / "distiller_zoo" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _reference_values(repo: Path) -> tuple[dict, dict]:
+    at, sp, pkt = _load(repo, "AT").Attention(), _load(repo, "SP").Similarity(), _load(repo, "PKT")
+    rkd, nst, cc = _load(repo, "RKD").RKDLoss(), _load(repo, "NST").NSTLoss(), _load(repo, "CC")
+    x = make_inputs()
+    g_s = [x[f"maps_s{i}"] for i in range(3)]
+    g_t = [x[f"maps_t{i}"] for i in range(3)]
+    values = {
+        "attention_transfer": [v.item() for v in at(g_s, g_t)],
+        "nst": [v.item() for v in nst(g_s, g_t)],
+        "similarity_preserving": [v.item() for v in sp([x["sp_s"]], [x["sp_t"]])],
+        "pkt": pkt.PKT()(x["vec_s"], x["vec_t"]).item(),
+        "rkd": rkd(x["vec_s"], x["vec_t"]).item(),
+        "correlation_congruence": cc.Correlation()(x["emb_s"], x["emb_t"]).item(),
+    }
+    # Gradients of the summed loss (as train_student.py sums AT's list) w.r.t. a student input.
+    gradients = {}
+    for name, (key, index) in GRADIENT_ENTRIES.items():
+        student = x[key].clone().requires_grad_(True)
+        if name == "attention_transfer":
+            loss = sum(at([student, *g_s[1:]], g_t))
+        else:
+            loss = rkd(student, x["vec_t"])
+        loss.backward()
+        flat = student.grad.reshape(-1)
+        gradients[name] = {"input": key, "index": index, "value": [flat[i].item() for i in index]}
+    return values, gradients
+
+
+def main(repo: str, out: str) -> None:
+    repo = Path(repo)
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    values, gradients = _reference_values(repo)
+    inputs = make_inputs()
+    fixture = {
+        "how": (
+            "Made by tests/kdzoo_testing/repdistiller_inputs.py: RepDistiller's own distiller_zoo "
+            "modules (AT.Attention(), SP.Similarity(), PKT.PKT(), RKD.RKDLoss(), NST.NSTLoss(), "
+            "CC.Correlation(), default arguments, imported from a checkout outside kdzoo) run on "
+            "the float64 inputs of make_inputs() on the CPU. AT, NST and SP are called with lists, "
+            "as train_student.py calls them, and return one value per pair. Gradients: of the "
+            "loss (AT: the sum of its list) w.r.t. the student input, at the given flat indices."
+        ),
+        "repdistiller_commit": commit,
+        "torch_version": torch.__version__,
+        "seed": SEED,
+        # Detects a change of torch's random stream, which would make the values meaningless.
+        "input_sums": {k: v.sum().item() for k, v in inputs.items()},
+        "values": values,
+        "gradients": gradients,
+    }
+    Path(out).write_text(json.dumps(fixture, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
