@@ -7,6 +7,10 @@ Every backbone maps images ``[B, 3, H, W]`` to a dict::
 
 and carries a class attribute ``input_size`` (its native square input side, 32 for the CIFAR zoo,
 224 for ImageNet models). Feature sizes are discovered with :func:`probe_backbone`, never typed.
+
+Backbones used by feature distillers also take ``forward(x, features=False, preact=False)`` and
+then add RepDistiller's feature lists (``"features"``, ``"preact_stages"``); see
+:mod:`kdzoo.modeling.backbone.features`. The default call returns the three keys above only.
 """
 
 import inspect

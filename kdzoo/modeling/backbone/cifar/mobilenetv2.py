@@ -15,12 +15,17 @@ ReLU (not ReLU6) is used throughout, as in RepDistiller.
 For a ``[B, 3, 32, 32]`` input, ``stages`` are the stem ``[B, 16, 16, 16]`` and the outputs of the
 last group at each resolution: ``[B, 12, 16, 16]``, ``[B, 16, 8, 8]``, ``[B, 48, 4, 4]``,
 ``[B, 160, 2, 2]``; ``embedding`` is ``[B, 1280]``.
+
+RepDistiller's MobileNetV2 ignores ``preact``: both its lists are the stages above (the stem after
+its ReLU, the groups' linear-bottleneck outputs, which have no ReLU) and the embedding. So are
+kdzoo's: ``preact_stages`` are the ``stages`` tensors themselves.
 """
 
 import torch
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output
 
 # (channels, blocks, stride) per group, before the width multiplier. The first group does not
 # expand (expansion 1); the others use the model's expansion.
@@ -105,7 +110,7 @@ class CifarMobileNetV2(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         x = self.conv1(x)
         stages = [x]
         for i, group in enumerate(self.blocks):
@@ -113,7 +118,8 @@ class CifarMobileNetV2(nn.Module):
             if i in _STAGE_GROUPS:
                 stages.append(x)
         embedding = self.conv2(x).mean(dim=(2, 3))
-        return {"logits": self.classifier(embedding), "embedding": embedding, "stages": stages}
+        logits = self.classifier(embedding)
+        return backbone_output(logits, embedding, stages, list(stages), features, preact)
 
 
 @BACKBONE_REGISTRY.register()

@@ -8,6 +8,10 @@ narrower than layer1, so the first block of layer1 also gets a projection shortc
 For a ``[B, 3, 32, 32]`` input, ``stages`` are the stem ``[B, w0, 32, 32]``, layer1
 ``[B, w1, 32, 32]``, layer2 ``[B, w2, 16, 16]`` and layer3 ``[B, w3, 8, 8]``; ``embedding`` is
 ``[B, w3]``.
+
+With ``preact=True`` (RepDistiller's ``is_feat=True, preact=True``), ``preact_stages`` are the stem
+(after its ReLU, as RepDistiller returns it) and each stage's last residual sum before its ReLU;
+``features`` is ``[stem, layer1_pre, layer2_pre, layer3_pre, embedding]``.
 """
 
 from collections.abc import Sequence
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output, run_stage
 
 _THIN = (16, 16, 32, 64)
 _WIDE_X4 = (32, 64, 128, 256)
@@ -40,11 +45,14 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, preact: bool = False):
+        """The block's output; with ``preact``, ``(output, the sum before the last ReLU)``."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        summed = out + shortcut
+        out = F.relu(summed)
+        return (out, summed) if preact else out
 
 
 class CifarResNet(nn.Module):
@@ -71,14 +79,16 @@ class CifarResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages = [x]
+        stages, preact_stages = [x], [x]
         for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
+            x, pre = run_stage(layer, x, preact)
             stages.append(x)
+            preact_stages.append(pre)
         embedding = x.mean(dim=(2, 3))
-        return {"logits": self.fc(embedding), "embedding": embedding, "stages": stages}
+        logits = self.fc(embedding)
+        return backbone_output(logits, embedding, stages, preact_stages, features, preact)
 
 
 def _make_stage(in_planes: int, planes: int, num_blocks: int, stride: int) -> nn.Sequential:

@@ -7,6 +7,10 @@ resolution; stages are (3, 4, 6, 3) bottlenecks of expansion 4. Module names fol
 For a ``[B, 3, 32, 32]`` input, ``stages`` are the stem ``[B, 64, 32, 32]``, layer1
 ``[B, 256, 32, 32]``, layer2 ``[B, 512, 16, 16]``, layer3 ``[B, 1024, 8, 8]`` and layer4
 ``[B, 2048, 4, 4]``; ``embedding`` is ``[B, 2048]``.
+
+With ``preact=True``, ``preact_stages`` are the stem (after its ReLU, as RepDistiller returns it)
+and each stage's last residual sum before its ReLU; ``features`` is ``[stem, layer1_pre, ...,
+layer4_pre, embedding]``, RepDistiller's six.
 """
 
 from collections.abc import Sequence
@@ -16,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output, run_stage
 
 
 class Bottleneck(nn.Module):
@@ -41,12 +46,15 @@ class Bottleneck(nn.Module):
                 nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, preact: bool = False):
+        """The block's output; with ``preact``, ``(output, the sum before the last ReLU)``."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         shortcut = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(out + shortcut)
+        summed = out + shortcut
+        out = F.relu(summed)
+        return (out, summed) if preact else out
 
 
 class CifarBottleneckResNet(nn.Module):
@@ -76,14 +84,16 @@ class CifarBottleneckResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages = [x]
+        stages, preact_stages = [x], [x]
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = layer(x)
+            x, pre = run_stage(layer, x, preact)
             stages.append(x)
+            preact_stages.append(pre)
         embedding = x.mean(dim=(2, 3))
-        return {"logits": self.linear(embedding), "embedding": embedding, "stages": stages}
+        logits = self.linear(embedding)
+        return backbone_output(logits, embedding, stages, preact_stages, features, preact)
 
 
 @BACKBONE_REGISTRY.register()

@@ -15,6 +15,10 @@ Two details RepDistiller's checkpoints depend on:
 For a ``[B, 3, 32, 32]`` input, ``stages`` are the stem ``[B, 24, 32, 32]``, layer1
 ``[B, 240, 16, 16]``, layer2 ``[B, 480, 8, 8]`` and layer3 ``[B, 960, 4, 4]``; ``embedding`` is
 ``[B, 960]``. Weights keep PyTorch's default initialisation, as in RepDistiller.
+
+With ``preact=True``, ``preact_stages`` are the stem (after its ReLU, as RepDistiller returns it)
+and each stage's last unit before its final ReLU (the residual sum); ``features`` is ``[stem,
+layer1_pre, layer2_pre, layer3_pre, embedding]``.
 """
 
 from collections.abc import Sequence
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output, run_stage
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -57,15 +62,19 @@ class ShuffleUnit(nn.Module):
         self.conv3 = nn.Conv2d(mid_planes, out_planes, 1, groups=groups, bias=False)
         self.bn3 = nn.BatchNorm2d(out_planes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, preact: bool = False):
+        """The unit's output; with ``preact``, ``(output, the merge before the last ReLU)``."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = channel_shuffle(out, self.first_groups)
         # Unlike the paper, RepDistiller's unit has a ReLU after the depthwise conv as well.
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.stride == 2:
-            return F.relu(torch.cat([out, F.avg_pool2d(x, 3, stride=2, padding=1)], dim=1))
-        return F.relu(out + x)
+            merged = torch.cat([out, F.avg_pool2d(x, 3, stride=2, padding=1)], dim=1)
+        else:
+            merged = out + x
+        out = F.relu(merged)
+        return (out, merged) if preact else out
 
 
 class CifarShuffleNetV1(nn.Module):
@@ -93,14 +102,16 @@ class CifarShuffleNetV1(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.linear = nn.Linear(in_planes, num_classes)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages = [x]
+        stages, preact_stages = [x], [x]
         for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
+            x, pre = run_stage(layer, x, preact)
             stages.append(x)
+            preact_stages.append(pre)
         embedding = x.mean(dim=(2, 3))
-        return {"logits": self.linear(embedding), "embedding": embedding, "stages": stages}
+        logits = self.linear(embedding)
+        return backbone_output(logits, embedding, stages, preact_stages, features, preact)
 
 
 @BACKBONE_REGISTRY.register()

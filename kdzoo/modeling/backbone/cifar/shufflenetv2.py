@@ -7,6 +7,12 @@ max-pool), three stages of one :class:`DownBlock` plus (3, 7, 3) :class:`Shuffle
 For a ``[B, 3, 32, 32]`` input, ``stages`` are the stem ``[B, 24, 32, 32]``, layer1
 ``[B, 116, 16, 16]``, layer2 ``[B, 232, 8, 8]`` and layer3 ``[B, 464, 4, 4]``; ``embedding`` is the
 pooled head conv, ``[B, 1024]``. Weights keep PyTorch's default initialisation, as in RepDistiller.
+
+With ``preact=True``, ``preact_stages`` are the stem (after its ReLU, as RepDistiller returns it)
+and, per stage, its last unit's halves concatenated *before* the channel shuffle, the transformed
+half before its ReLU: RepDistiller's preact skips the shuffle, so ``channel_shuffle(relu(pre), 2)``
+(not ``relu(pre)``) is the stage. ``features`` is ``[stem, layer1_pre, layer2_pre, layer3_pre,
+embedding]``.
 """
 
 from collections.abc import Sequence
@@ -16,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output, run_stage
 from .shufflenetv1 import channel_shuffle
 
 
@@ -43,12 +50,15 @@ class ShuffleV2Block(nn.Module):
         self.conv3 = _conv1x1(half, half)
         self.bn3 = nn.BatchNorm2d(half)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, preact: bool = False):
+        """The unit's output; with ``preact``, ``(output, [kept, branch before its last ReLU])``
+        (not shuffled, as RepDistiller returns it)."""
         kept, x2 = x.chunk(2, dim=1)
         out = F.relu(self.bn1(self.conv1(x2)))
         out = self.bn2(self.conv2(out))
-        out = F.relu(self.bn3(self.conv3(out)))
-        return channel_shuffle(torch.cat([kept, out], dim=1), 2)
+        branch = self.bn3(self.conv3(out))
+        out = channel_shuffle(torch.cat([kept, F.relu(branch)], dim=1), 2)
+        return (out, torch.cat([kept, branch], dim=1)) if preact else out
 
 
 class DownBlock(nn.Module):
@@ -105,14 +115,16 @@ class CifarShuffleNetV2(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels[3])
         self.linear = nn.Linear(out_channels[3], num_classes)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages = [x]
+        stages, preact_stages = [x], [x]
         for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
+            x, pre = run_stage(layer, x, preact)
             stages.append(x)
+            preact_stages.append(pre)
         embedding = F.relu(self.bn2(self.conv2(x))).mean(dim=(2, 3))
-        return {"logits": self.linear(embedding), "embedding": embedding, "stages": stages}
+        logits = self.linear(embedding)
+        return backbone_output(logits, embedding, stages, preact_stages, features, preact)
 
 
 @BACKBONE_REGISTRY.register()

@@ -7,6 +7,10 @@ own one-conv-per-block variant.
 For a ``[B, 3, 32, 32]`` input, ``stages`` are ``[B, 64, 32, 32]``, ``[B, 128, 16, 16]``,
 ``[B, 256, 8, 8]``, ``[B, 512, 4, 4]`` and ``[B, 512, 4, 4]``: there is no pool between block3 and
 block4 at 32x32. ``embedding`` is ``[B, 512]``.
+
+With ``preact=True``, ``preact_stages`` are block0's output after its ReLU (RepDistiller returns
+it so in both lists) and block1 ... block4 before their last ReLU (their last BN's output);
+``features`` is ``[f0, f1_pre, f2_pre, f3_pre, f4_pre, embedding]``.
 """
 
 from collections.abc import Sequence
@@ -16,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output
 
 _CONFIGS = {
     "vgg8": [[64], [128], [256], [512], [512]],
@@ -65,19 +70,23 @@ class CifarVGG(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         # RepDistiller pools after block3 only for 64x64 inputs (Tiny-ImageNet), so that block4
         # always works on 4x4 maps.
         pool_after_block3 = x.shape[-1] == 64
         blocks = (self.block0, self.block1, self.block2, self.block3, self.block4)
-        stages = []
+        stages, preact_stages = [], []
         for i, block in enumerate(blocks):
             if i in (1, 2, 3) or (i == 4 and pool_after_block3):
                 x = F.max_pool2d(x, 2)
-            x = F.relu(block(x))
+            pre = block(x)
+            x = F.relu(pre)
             stages.append(x)
+            if preact:  # else ``pre`` is freed as soon as the ReLU has run
+                preact_stages.append(x if i == 0 else pre)
         embedding = x.mean(dim=(2, 3))
-        return {"logits": self.classifier(embedding), "embedding": embedding, "stages": stages}
+        logits = self.classifier(embedding)
+        return backbone_output(logits, embedding, stages, preact_stages, features, preact)
 
 
 @BACKBONE_REGISTRY.register()

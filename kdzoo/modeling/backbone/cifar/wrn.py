@@ -7,6 +7,14 @@ For a ``[B, 3, 32, 32]`` input, ``stages`` are the stem ``[B, 16, 32, 32]``, blo
 ``[B, 16k, 32, 32]``, block2 ``[B, 32k, 16, 16]`` and block3 ``[B, 64k, 8, 8]``; ``embedding`` is
 ``[B, 64k]``. As in RepDistiller the stages are the raw residual sums (a pre-activation network has
 no ReLU at a block's end); only the embedding goes through the final BN-ReLU.
+
+``preact=True`` follows RepDistiller's reading of "before the ReLU" for this family: a stage's
+output passed through the BN that the next layer applies before its ReLU (``block2.layer.0.bn1``
+for block1, ``block3.layer.0.bn1`` for block2, the final ``bn1`` for block3). The stem is the raw
+conv output in both lists, and ``relu(preact)`` is what the next layer convolves, not the stage.
+RepDistiller calls those BNs a second time after the forward pass, which in training mode updates
+their running statistics twice per step; kdzoo keeps the BN outputs the forward pass computes
+anyway (equal values, one update).
 """
 
 import torch
@@ -14,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..build import BACKBONE_REGISTRY
+from ..features import backbone_output
 
 
 class WideBasicBlock(nn.Module):
@@ -34,11 +43,15 @@ class WideBasicBlock(nn.Module):
         if in_planes != out_planes:
             self.convShortcut = nn.Conv2d(in_planes, out_planes, 1, stride, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = F.relu(self.bn1(x))
+    def forward(self, x: torch.Tensor, input_bn: bool = False):
+        """The block's output; with ``input_bn``, ``(output, bn1(x))``: the input's BN before
+        its ReLU, which is what RepDistiller returns as the previous stage's preact feature."""
+        normed = self.bn1(x)
+        act = F.relu(normed)
         out = self.conv2(F.relu(self.bn2(self.conv1(act))))
         shortcut = x if self.convShortcut is None else self.convShortcut(act)
-        return shortcut + out
+        out = shortcut + out
+        return (out, normed) if input_bn else out
 
 
 class WideStage(nn.Module):
@@ -50,8 +63,15 @@ class WideStage(nn.Module):
         blocks += [WideBasicBlock(out_planes, out_planes, 1) for _ in range(num_blocks - 1)]
         self.layer = nn.Sequential(*blocks)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
+    def forward(self, x: torch.Tensor, input_bn: bool = False):
+        """The stage's output; with ``input_bn``, ``(output, its first block's bn1(x))``."""
+        if not input_bn:
+            return self.layer(x)
+        first, *rest = self.layer
+        x, normed = first(x, input_bn=True)
+        for block in rest:
+            x = block(x)
+        return x, normed
 
 
 class WideResNet(nn.Module):
@@ -81,14 +101,25 @@ class WideResNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, features: bool = False, preact: bool = False) -> dict:
         x = self.conv1(x)
-        stages = [x]
-        for block in (self.block1, self.block2, self.block3):
-            x = block(x)
+        stages, preact_stages = [x], [x]
+        x = self.block1(x)
+        stages.append(x)
+        for block in (self.block2, self.block3):
+            # The next stage normalises this stage's output: RepDistiller's preact of it.
+            if preact:
+                x, normed = block(x, input_bn=True)
+                preact_stages.append(normed)
+            else:
+                x = block(x)
             stages.append(x)
-        embedding = F.relu(self.bn1(x)).mean(dim=(2, 3))
-        return {"logits": self.fc(embedding), "embedding": embedding, "stages": stages}
+        normed = self.bn1(x)
+        if preact:
+            preact_stages.append(normed)
+        embedding = F.relu(normed).mean(dim=(2, 3))
+        logits = self.fc(embedding)
+        return backbone_output(logits, embedding, stages, preact_stages, features, preact)
 
 
 @BACKBONE_REGISTRY.register()
