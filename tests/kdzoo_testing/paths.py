@@ -26,3 +26,13 @@ def tiny_run_opts(data_root: Path, output_dir: Path, **overrides) -> list[str]:
     }
     opts.update(overrides)
     return [str(x) for kv in opts.items() for x in kv]
+
+
+#: The 22 CIFAR backbones of RepDistiller's model zoo, by their registry names.
+CIFAR_MODELS = [
+    *("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"),
+    *("resnet8x4", "resnet32x4", "ResNet50"),
+    *("wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2"),
+    *("vgg8", "vgg11", "vgg13", "vgg16", "vgg19"),
+    *("MobileNetV2", "ShuffleV1", "ShuffleV2"),
+]

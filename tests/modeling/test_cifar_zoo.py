@@ -5,31 +5,7 @@ import torch
 from torch import nn
 
 from kdzoo.modeling import BACKBONE_REGISTRY, build_backbone, probe_backbone
-
-CIFAR_MODELS = [
-    "resnet8",
-    "resnet14",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-    "resnet8x4",
-    "resnet32x4",
-    "ResNet50",
-    "wrn_16_1",
-    "wrn_16_2",
-    "wrn_40_1",
-    "wrn_40_2",
-    "vgg8",
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "MobileNetV2",
-    "ShuffleV1",
-    "ShuffleV2",
-]
+from kdzoo_testing import CIFAR_MODELS
 
 
 def _random_state_dict(spec: list, seed: int = 0) -> dict[str, torch.Tensor]:

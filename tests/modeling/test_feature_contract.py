@@ -19,32 +19,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from kdzoo.modeling import build_backbone
 from kdzoo.modeling.backbone.cifar.shufflenetv1 import channel_shuffle
+from kdzoo_testing import CIFAR_MODELS
 
 FIXTURE = Path(__file__).with_name("repdistiller_features.json")
-CIFAR_MODELS = [
-    "resnet8",
-    "resnet14",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-    "resnet8x4",
-    "resnet32x4",
-    "ResNet50",
-    "wrn_16_1",
-    "wrn_16_2",
-    "wrn_40_1",
-    "wrn_40_2",
-    "vgg8",
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "MobileNetV2",
-    "ShuffleV1",
-    "ShuffleV2",
-]
 # The models whose features the fixture records, in evaluation mode; a WRN also in training mode,
 # where RepDistiller computes its preact features by calling BNs a second time.
 FIXTURE_MODELS = [
