@@ -164,6 +164,39 @@ _C.DISTILLER.WCORD.GCKT_WEIGHT = 0.8
 _C.DISTILLER.WCORD.LCKT_WEIGHT = 0.05
 _C.DISTILLER.WCORD.KD_WEIGHT = 0.0
 
+# RepDistiller's feature-distillation baselines (kdzoo/distillers/feature_distiller.py, one file
+# per method): CE_WEIGHT * CE + WEIGHT * feature loss (+ KD_WEIGHT * KD at DISTILLER.KD.TEMPERATURE
+# when KD_WEIGHT > 0). Defaults are RepDistiller's CIFAR-100 runs (commit b84f547,
+# scripts/run_cifar_distill.sh: -r 1 -a 0 -b WEIGHT).
+# AT (Zagoruyko & Komodakis, ICLR 2017) on the stage outputs feat[1:-1], summed over the pairs.
+_C.DISTILLER.AT = CN()
+_C.DISTILLER.AT.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.AT.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh)
+_C.DISTILLER.AT.WEIGHT = 1000.0  # -b 1000 (run_cifar_distill.sh:9)
+_C.DISTILLER.AT.P = 2  # exponent of the attention map, Attention(p=2) (train_student.py)
+# SP (Tung & Mori, ICCV 2019) on the last stage output feat[-2].
+_C.DISTILLER.SP = CN()
+_C.DISTILLER.SP.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.SP.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh)
+_C.DISTILLER.SP.WEIGHT = 3000.0  # -b 3000 (run_cifar_distill.sh:11)
+# PKT (Passalis & Tefas, ECCV 2018) on the pooled penultimate vector feat[-1].
+_C.DISTILLER.PKT = CN()
+_C.DISTILLER.PKT.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.PKT.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh)
+_C.DISTILLER.PKT.WEIGHT = 30000.0  # -b 30000 (run_cifar_distill.sh:19)
+# RKD (Park et al., CVPR 2019) on the pooled penultimate vector feat[-1].
+_C.DISTILLER.RKD = CN()
+_C.DISTILLER.RKD.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.RKD.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh)
+_C.DISTILLER.RKD.WEIGHT = 1.0  # -b 1 (run_cifar_distill.sh:17)
+_C.DISTILLER.RKD.DISTANCE_WEIGHT = 25.0  # w_d inside the loss, RKDLoss(w_d=25) (RKD.py:10)
+_C.DISTILLER.RKD.ANGLE_WEIGHT = 50.0  # w_a inside the loss, RKDLoss(w_a=50) (RKD.py:10)
+# NST (Huang & Wang, 2017) on the stage outputs feat[1:-1], summed over the pairs.
+_C.DISTILLER.NST = CN()
+_C.DISTILLER.NST.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.NST.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh)
+_C.DISTILLER.NST.WEIGHT = 50.0  # -b 50 (run_cifar_distill.sh:27)
+
 # -------------------------------------------------------------------------------------------------
 # Data
 # -------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Distillers (``DISTILLER_REGISTRY``): one file per method."""
 
-from . import cocord, crd, kd, vanilla, wcord  # noqa: F401  (registers the methods)
+from . import at, cocord, crd, kd, nst, pkt, rkd, sp, vanilla, wcord  # noqa: F401  (registers)
 from .base import Distiller, EMAPair
 from .build import (
     DISTILLER_REGISTRY,

@@ -1,0 +1,80 @@
+"""What RepDistiller's feature-distillation baselines (AT, SP, PKT, RKD, NST) share.
+
+One training step, as ``helper/loops.py`` (``train_distill``) runs it: teacher and student see the
+same view; the teacher's feature list is computed under ``no_grad`` (it is always in eval mode); the
+loss is ``gamma * CE + alpha * KD + beta * feature_loss`` (``-r``, ``-a``, ``-b``), here
+``CE_WEIGHT``, ``KD_WEIGHT`` and ``WEIGHT`` of the method's node ``DISTILLER.<NAME>``.
+"""
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdzoo.losses import KDLoss
+
+from .base import Distiller
+
+
+def layer_pairs(
+    g_s: Sequence[torch.Tensor], g_t: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The student and teacher maps paired from the first one, the longer list cut to the
+    shorter's length.
+
+    RepDistiller's layer-wise criteria pair the lists with ``zip`` (``AT.py``, ``NST.py``), which
+    silently drops the extra maps of the longer list, e.g. a vgg teacher's fifth stage against a
+    ShuffleNet student's three. kdzoo's losses insist on pairs, so the cut is made here, in the
+    open. (The 13 CIFAR-100 pairs shipped in ``configs/`` all have lists of one length.)
+    """
+    n = min(len(g_s), len(g_t))
+    return list(g_s[:n]), list(g_t[:n])
+
+
+class FeatureDistiller(Distiller):
+    """CE, a weighted loss between student and teacher features, and KD when ``KD_WEIGHT > 0``.
+
+    A subclass names its loss (``loss_name``: ``"at"`` gives the key ``loss_at``), says whether it
+    distils the pre-activation lists (``preact``) and computes the unweighted
+    :meth:`feature_loss` from the two feature lists: RepDistiller's ``is_feat=True`` lists,
+    ``[stem, stage_1, ..., stage_n, pooled embedding]`` (``features=True`` of every kdzoo backbone).
+    """
+
+    #: The method's loss is returned as ``loss_<loss_name>``.
+    loss_name: str
+    #: Distil RepDistiller's ``preact=True`` lists (stages before their last ReLU) instead.
+    preact: bool = False
+
+    def __init__(
+        self, cfg, student: nn.Module, teacher: nn.Module, opts, criterion: nn.Module
+    ) -> None:
+        """``opts``: the method's config node (``CE_WEIGHT``, ``KD_WEIGHT``, ``WEIGHT``);
+        ``criterion``: the feature loss from :mod:`kdzoo.losses`."""
+        super().__init__(student, teacher)
+        self.criterion = criterion
+        self.ce_weight = opts.CE_WEIGHT
+        self.kd_weight = opts.KD_WEIGHT
+        self.weight = opts.WEIGHT
+        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE) if self.kd_weight > 0 else None
+
+    def feature_loss(self, feat_s: list[torch.Tensor], feat_t: list[torch.Tensor]) -> torch.Tensor:
+        """The unweighted feature loss of the student's and the teacher's feature lists."""
+        raise NotImplementedError
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        x = batch["views"][0]
+        # preact implies features; a backbone is asked only for what it must return.
+        wanted = {"preact": True} if self.preact else {"features": True}
+        with torch.no_grad():
+            teacher = self.teacher(x, **wanted)
+        student = self.student(x, **wanted)
+        # gamma * CE + beta * feature_loss (+ alpha * KD)   (helper/loops.py, train_distill)
+        losses = {
+            "loss_cls": self.ce_weight * F.cross_entropy(student["logits"], batch["label"]),
+            f"loss_{self.loss_name}": self.weight
+            * self.feature_loss(student["features"], teacher["features"]),
+        }
+        if self.kd_loss is not None:
+            losses["loss_kd"] = self.kd_weight * self.kd_loss(student["logits"], teacher["logits"])
+        return losses
