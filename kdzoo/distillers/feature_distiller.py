@@ -6,13 +6,14 @@ loss is ``gamma * CE + alpha * KD + beta * feature_loss`` (``-r``, ``-a``, ``-b`
 ``CE_WEIGHT``, ``KD_WEIGHT`` and ``WEIGHT`` of the method's node ``DISTILLER.<NAME>``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kdzoo.losses import KDLoss
+from kdzoo.utils import comm
 
 from .base import Distiller
 
@@ -30,6 +31,18 @@ def layer_pairs(
     """
     n = min(len(g_s), len(g_t))
     return list(g_s[:n]), list(g_t[:n])
+
+
+def over_global_batch(
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    f_s: torch.Tensor,
+    f_t: torch.Tensor,
+) -> torch.Tensor:
+    """``criterion(f_s, f_t)`` over the global batch, for losses over relations between samples
+    (SP, PKT, RKD): every rank's rows are gathered (its own keep their gradient) and the gradient
+    is summed over ranks, so N processes compute what one process computes on the same batch."""
+    global_s, global_t = comm.gather_global_batch(f_s), comm.gather_global_batch(f_t)
+    return comm.sum_gradient_over_ranks(criterion(global_s, global_t))
 
 
 class FeatureDistiller(Distiller):

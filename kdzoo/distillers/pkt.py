@@ -12,7 +12,7 @@ from torch import nn
 from kdzoo.losses import PKTLoss
 
 from .build import DISTILLER_REGISTRY
-from .feature_distiller import FeatureDistiller
+from .feature_distiller import FeatureDistiller, over_global_batch
 
 
 @DISTILLER_REGISTRY.register("pkt")
@@ -26,4 +26,4 @@ class PKT(FeatureDistiller):
 
     def feature_loss(self, feat_s: list[torch.Tensor], feat_t: list[torch.Tensor]) -> torch.Tensor:
         # L_PKT = mean_ij P^t_ij log(P^t_ij / P^s_ij),  P_ij = K_ij / sum_j K_ij,  K = (cos + 1)/2
-        return self.criterion(feat_s[-1], feat_t[-1])
+        return over_global_batch(self.criterion, feat_s[-1], feat_t[-1])  # relations of all ranks

@@ -12,7 +12,7 @@ from torch import nn
 from kdzoo.losses import RKDLoss
 
 from .build import DISTILLER_REGISTRY
-from .feature_distiller import FeatureDistiller
+from .feature_distiller import FeatureDistiller, over_global_batch
 
 
 @DISTILLER_REGISTRY.register("rkd")
@@ -28,4 +28,4 @@ class RKD(FeatureDistiller):
 
     def feature_loss(self, feat_s: list[torch.Tensor], feat_t: list[torch.Tensor]) -> torch.Tensor:
         # L_RKD = w_d * huber(psi_D(s), psi_D(t)) + w_a * huber(psi_A(s), psi_A(t))
-        return self.criterion(feat_s[-1], feat_t[-1])
+        return over_global_batch(self.criterion, feat_s[-1], feat_t[-1])  # relations of all ranks

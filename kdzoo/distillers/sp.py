@@ -11,7 +11,7 @@ from torch import nn
 from kdzoo.losses import SimilarityPreservingLoss
 
 from .build import DISTILLER_REGISTRY
-from .feature_distiller import FeatureDistiller
+from .feature_distiller import FeatureDistiller, over_global_batch
 
 
 @DISTILLER_REGISTRY.register("sp")
@@ -25,4 +25,5 @@ class SP(FeatureDistiller):
 
     def feature_loss(self, feat_s: list[torch.Tensor], feat_t: list[torch.Tensor]) -> torch.Tensor:
         # L_SP = 1/B^2 ||G_t - G_s||_F^2,  G = row_normalize(Q Q^T),  Q = feat[-2] as [B, CHW]
-        return sum(self.criterion([feat_s[-2]], [feat_t[-2]]))
+        # over the global batch: G is B x B over every rank's samples
+        return over_global_batch(lambda s, t: sum(self.criterion([s], [t])), feat_s[-2], feat_t[-2])

@@ -47,17 +47,6 @@ from .build import DISTILLER_REGISTRY
 from .contrastive_bank import ContrastiveBankDistiller
 
 
-def _global_batch(local: torch.Tensor) -> torch.Tensor:
-    """This rank's rows ``[B, D]`` among every rank's, ``[world * B, D]`` in rank order; only its
-    own rows carry gradient (the others' are constants here and get theirs on their own rank)."""
-    world = comm.get_world_size()
-    if world == 1:
-        return local
-    parts = list(comm.all_gather_tensor(local.detach()).split(len(local)))
-    parts[comm.get_rank()] = local
-    return torch.cat(parts)
-
-
 @DISTILLER_REGISTRY.register("wcord")
 class WCoRD(ContrastiveBankDistiller):
     """WCoRD and WCoRD+KD (``DISTILLER.WCORD.KD_WEIGHT > 0``). Options under ``DISTILLER.WCORD``;
@@ -102,11 +91,9 @@ class WCoRD(ContrastiveBankDistiller):
                         v_t, banks[STUDENT], contrast_idx, anchor_side="teacher"
                     )
             # One transport problem over the global batch, so N processes solve the problem one
-            # process would. Each rank's gradient reaches only its own rows and DDP averages over
-            # ranks: scale the gradient (not the value) by the world size to sum them instead.
-            world = comm.get_world_size()
-            loss_lckt = self.lckt(_global_batch(v_t), _global_batch(v_s))
-            loss_lckt = world * loss_lckt - (world - 1) * loss_lckt.detach()
+            # process would.
+            global_v_t, global_v_s = comm.gather_global_batch(v_t), comm.gather_global_batch(v_s)
+            loss_lckt = comm.sum_gradient_over_ranks(self.lckt(global_v_t, global_v_s))
         return {
             "loss_cls": self.ce_loss(emb, batch["label"]),
             "loss_gckt": opts.GCKT_WEIGHT * loss_gckt,

@@ -48,6 +48,29 @@ def all_gather_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return gathered
 
 
+def gather_global_batch(local: torch.Tensor) -> torch.Tensor:
+    """This rank's rows ``[B, ...]`` among every rank's, ``[world_size * B, ...]`` in rank order,
+    for a loss over the global batch. Only this rank's rows carry gradient: the others' are
+    constants here and get theirs on their own rank (see :func:`sum_gradient_over_ranks`)."""
+    world_size = get_world_size()
+    if world_size == 1:
+        return local
+    parts = list(all_gather_tensor(local.detach()).split(len(local)))
+    parts[get_rank()] = local
+    return torch.cat(parts)
+
+
+def sum_gradient_over_ranks(loss: torch.Tensor) -> torch.Tensor:
+    """``loss``, a loss over the global batch (:func:`gather_global_batch`), with its gradient
+    (not its value) multiplied by the world size. Each rank's gradient reaches only its own rows
+    and DDP averages gradients over ranks; scaled, the average is the sum, which is the gradient
+    one process computes over the same global batch."""
+    world_size = get_world_size()
+    if world_size == 1:
+        return loss
+    return world_size * loss - (world_size - 1) * loss.detach()
+
+
 # torch >= 2.14 renamed all_gather_into_tensor; both take (output, input).
 _all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 

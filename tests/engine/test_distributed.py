@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,11 +84,49 @@ def test_two_processes_with_sync_bn_equal_one_process(
         "LOG_PERIOD": 1,
         **EQUIVALENCE_CASES[case],
     }
+    first_step, final, losses = one_and_two_processes(cifar100_slice, tmp_path, opts)
+    assert_first_step_and_losses_agree(first_step, final, losses, steps=3)
+    memories = [k for k in final[1] if k.startswith(("memory.", "dictionary."))]
+    assert memories
+    for key in memories:  # CRD's banks, CoCoRD's queue: unit vectors, written from the global batch
+        # After one step they differ only by the rounding of BatchNorm's sums (seen: 9e-8, about
+        # one float32 ulp of 1); after three, by that of the weights they were computed with.
+        torch.testing.assert_close(first_step[2][key], first_step[1][key], rtol=0, atol=1e-6)
+        torch.testing.assert_close(final[2][key], final[1][key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("method", ["sp", "pkt", "rkd"])
+def test_relations_over_the_batch_use_the_global_batch(
+    cifar100_slice, random_teacher, tmp_path, method
+):
+    """SP, PKT and RKD compare every pair of samples of the batch: under DDP each rank gathers
+    the global batch, so 2 Gloo processes with MODEL.SYNC_BN compute what 1 process computes (on
+    half batches the losses would differ: SP's B x B matrices, PKT's and RKD's means). Two steps:
+    RKD's third step on these random networks amplifies the float noise of the first two to
+    1.5e-4 of its loss (seen; its first step agrees bit for bit, its second to 2e-7)."""
+    opts = {
+        "DISTILLER.NAME": method,
+        "MODEL.CHANNELS_LAST": False,
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        "MODEL.SYNC_BN": True,
+        "SOLVER.MAX_ITER": 2,
+        "SOLVER.CHECKPOINT_PERIOD": 1,
+        "LOG_PERIOD": 1,
+    }
+    runs = one_and_two_processes(cifar100_slice, tmp_path, opts)
+    assert_first_step_and_losses_agree(*runs, steps=2)
+
+
+def one_and_two_processes(data: Path, tmp_path: Path, opts: dict) -> tuple[dict, dict, dict]:
+    """Train ``opts`` on 1 and on 2 Gloo processes; by process count, the state after the first
+    step, the final state (ranks checked equal) and every step's losses."""
     first_step, final, losses = {}, {}, {}
     for processes in (1, 2):
         run_dir = tmp_path / str(processes)
         run_dir.mkdir()
-        argv = tiny_run_opts(cifar100_slice, run_dir / "out", **opts)
+        argv = tiny_run_opts(data, run_dir / "out", **opts)
         launch(ddp_worker.train_and_dump, processes, backend="gloo", args=(argv, str(run_dir)))
         ranks = [torch.load(run_dir / f"rank{r}.pth", weights_only=True) for r in range(processes)]
         for key in ranks[0]:
@@ -100,19 +139,19 @@ def test_two_processes_with_sync_bn_equal_one_process(
             for line in metrics(run_dir / "out")
             if "total_loss" in line
         ]
+    return first_step, final, losses
 
+
+def assert_first_step_and_losses_agree(
+    first_step: dict, final: dict, losses: dict, steps: int
+) -> None:
+    """The whole state after the first step to float noise, and each of ``steps`` steps' losses
+    tightly."""
     assert first_step[1].keys() == first_step[2].keys() == final[1].keys()
     for key, value in first_step[2].items():
         if not key.endswith("_extra_state"):  # samplers' generators
             torch.testing.assert_close(value, first_step[1][key], rtol=1e-3, atol=1e-4, msg=key)
-    memories = [k for k in final[1] if k.startswith(("memory.", "dictionary."))]
-    assert memories
-    for key in memories:  # CRD's banks, CoCoRD's queue: unit vectors, written from the global batch
-        # After one step they differ only by the rounding of BatchNorm's sums (seen: 9e-8, about
-        # one float32 ulp of 1); after three, by that of the weights they were computed with.
-        torch.testing.assert_close(first_step[2][key], first_step[1][key], rtol=0, atol=1e-6)
-        torch.testing.assert_close(final[2][key], final[1][key], rtol=1e-4, atol=1e-5, msg=key)
-    assert len(losses[1]) == len(losses[2]) == 3
+    assert len(losses[1]) == len(losses[2]) == steps
     for one, two in zip(losses[1], losses[2], strict=True):
         assert one.keys() == two.keys()
         for name in one:
