@@ -196,6 +196,20 @@ _C.DISTILLER.NST = CN()
 _C.DISTILLER.NST.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
 _C.DISTILLER.NST.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh)
 _C.DISTILLER.NST.WEIGHT = 50.0  # -b 50 (run_cifar_distill.sh:27)
+# FitNet (Romero et al., ICLR 2015, --distill hint): the student's feat[HINT_LAYER] through a
+# trained hint regressor (ConvReg: conv, BN, ReLU) against the teacher's, MSE (HintLoss).
+_C.DISTILLER.FITNET = CN()
+_C.DISTILLER.FITNET.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.FITNET.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:7)
+_C.DISTILLER.FITNET.WEIGHT = 100.0  # -b 100 (run_cifar_distill.sh:7)
+_C.DISTILLER.FITNET.HINT_LAYER = 2  # feat[2] of is_feat: --hint_layer 2 (train_student.py:88)
+# CC (Peng et al., ICCV 2019, --distill correlation) on feat[-1], each side through a trained
+# Linear(D, FEAT_DIM) without normalisation (LinearEmbed, models/util.py:185-194).
+_C.DISTILLER.CC = CN()
+_C.DISTILLER.CC.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.CC.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:13)
+_C.DISTILLER.CC.WEIGHT = 0.02  # -b 0.02 (run_cifar_distill.sh:13)
+_C.DISTILLER.CC.FEAT_DIM = 128  # --feat_dim 128 (train_student.py:81)
 
 # -------------------------------------------------------------------------------------------------
 # Data

@@ -1,6 +1,6 @@
 """Distillers (``DISTILLER_REGISTRY``): one file per method."""
 
-from . import at, cocord, crd, kd, nst, pkt, rkd, sp, vanilla, wcord  # noqa: F401  (registers)
+from . import at, cc, cocord, crd, fitnet, kd, nst, pkt, rkd, sp, vanilla, wcord  # noqa: F401
 from .base import Distiller, EMAPair
 from .build import (
     DISTILLER_REGISTRY,

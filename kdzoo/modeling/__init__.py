@@ -7,9 +7,10 @@ from .backbone import (
     build_backbone,
     input_size_mismatch,
     probe_backbone,
+    probe_features,
     registered_input_size,
 )
-from .heads import LinearEmbed, MLPHead
+from .heads import HintRegressor, LinearEmbed, MLPHead
 from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 
 __all__ = [
@@ -17,11 +18,13 @@ __all__ = [
     "BackboneDims",
     "Classifier",
     "GlobalBatchNorm",
+    "HintRegressor",
     "LinearEmbed",
     "MLPHead",
     "build_backbone",
     "convert_sync_batchnorm",
     "input_size_mismatch",
     "probe_backbone",
+    "probe_features",
     "registered_input_size",
 ]

@@ -35,3 +35,41 @@ class LinearEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.linear(x), dim=1)
+
+
+class HintRegressor(nn.Module):
+    """FitNet's hint regressor: the student's map ``[B, C_s, H_s, W_s]`` -> the teacher's
+    ``[B, C_t, H_t, W_t]``, as RepDistiller's ``ConvReg`` (models/util.py:131-154, ``use_relu``
+    on, as ``--distill hint`` builds it).
+
+    The layer ``conv`` is chosen from the heights, in this order:
+
+    * ``H_s == 2 H_t``: ``Conv2d(C_s, C_t, 3, stride=2, padding=1)`` (halves the map);
+    * ``2 H_s == H_t``: ``ConvTranspose2d(C_s, C_t, 4, stride=2, padding=1)`` (doubles it);
+    * ``H_s >= H_t``: ``Conv2d(C_s, C_t, kernel (1 + H_s - H_t, 1 + W_s - W_t))``, no padding
+      (``1 x 1`` for maps of one size);
+    * otherwise no regressor exists: ``ValueError`` (the reference raises ``NotImplemented(...)``,
+      which is not callable, so it fails with a ``TypeError``).
+
+    then ``BatchNorm2d(C_t)`` (``bn``) and ReLU. Biases on, PyTorch's default initialisation.
+    ``student_shape``, ``teacher_shape``: ``(C, H, W)`` of one sample, read off a dummy forward.
+    """
+
+    def __init__(self, student_shape: tuple[int, ...], teacher_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        (s_c, s_h, s_w), (t_c, t_h, t_w) = student_shape, teacher_shape
+        if s_h == 2 * t_h:
+            self.conv = nn.Conv2d(s_c, t_c, kernel_size=3, stride=2, padding=1)
+        elif 2 * s_h == t_h:
+            self.conv = nn.ConvTranspose2d(s_c, t_c, kernel_size=4, stride=2, padding=1)
+        elif s_h >= t_h and s_w >= t_w:
+            self.conv = nn.Conv2d(s_c, t_c, kernel_size=(1 + s_h - t_h, 1 + s_w - t_w))
+        else:
+            raise ValueError(
+                f"no hint regressor maps a student map of {s_h}x{s_w} to a teacher map of "
+                f"{t_h}x{t_w} (it halves, doubles or shrinks the map; choose another hint layer)"
+            )
+        self.bn = nn.BatchNorm2d(t_c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))

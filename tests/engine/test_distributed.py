@@ -96,11 +96,11 @@ def test_two_processes_with_sync_bn_equal_one_process(
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("method", ["sp", "pkt", "rkd"])
+@pytest.mark.parametrize("method", ["sp", "pkt", "rkd", "cc"])
 def test_relations_over_the_batch_use_the_global_batch(
     cifar100_slice, random_teacher, tmp_path, method
 ):
-    """SP, PKT and RKD compare every pair of samples of the batch: under DDP each rank gathers
+    """SP, PKT, RKD and CC compare pairs of samples of the batch: under DDP each rank gathers
     the global batch, so 2 Gloo processes with MODEL.SYNC_BN compute what 1 process computes (on
     half batches the losses would differ: SP's B x B matrices, PKT's and RKD's means). Two steps:
     RKD's third step on these random networks amplifies the float noise of the first two to

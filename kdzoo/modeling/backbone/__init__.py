@@ -8,6 +8,7 @@ from .build import (
     build_backbone,
     input_size_mismatch,
     probe_backbone,
+    probe_features,
     registered_input_size,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "build_backbone",
     "input_size_mismatch",
     "probe_backbone",
+    "probe_features",
     "registered_input_size",
 ]

@@ -97,3 +97,20 @@ def probe_backbone(model: nn.Module, input_size: int | None = None) -> BackboneD
         embedding=out["embedding"].shape[1],
         stages=tuple(tuple(s.shape[1:]) for s in out["stages"]),
     )
+
+
+@torch.no_grad()
+def probe_features(model: nn.Module, input_size: int | None = None) -> list[tuple[int, ...]]:
+    """The shape of one sample (``(C, H, W)``, or ``(D,)`` for the pooled vector) of each entry
+    of ``model(x, features=True)["features"]``, RepDistiller's ``is_feat=True`` list, read off one
+    dummy image in eval mode (restored after), as train_student.py sizes its extra modules."""
+    size = input_size or model.input_size
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype)
+        out = model(x, features=True)
+    finally:
+        model.train(was_training)
+    return [tuple(f.shape[1:]) for f in out["features"]]
