@@ -20,9 +20,10 @@ from kdzoo.losses import (
 )
 from kdzoo.model_zoo import get_config, list_configs
 from kdzoo_testing import tiny_run_opts
-from kdzoo_testing.runs import metrics, train_net
+from kdzoo_testing.runs import metrics, tiny_batch, train_net
 
 METHODS = ("at", "sp", "pkt", "rkd", "nst")
+SHIPPED_METHODS = (*METHODS, "fitnet", "cc")  # the last two are tested in test_fitnet_cc.py
 
 #: The feature loss of each method as RepDistiller's helper/loops.py computes it from the two
 #: ``is_feat=True`` lists, unweighted.
@@ -43,15 +44,6 @@ def tiny_distiller(method: str, teacher: str = "resnet8", **opts):
     cfg.merge_from_list([str(x) for kv in opts.items() for x in kv])
     torch.manual_seed(0)
     return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
-
-
-def tiny_batch(n: int = 4) -> dict:
-    g = torch.Generator().manual_seed(1)
-    return {
-        "views": [torch.randn(n, 3, 32, 32, generator=g)],
-        "label": torch.arange(n),
-        "index": torch.arange(n),
-    }
 
 
 def features(distiller, x):
@@ -117,14 +109,16 @@ def test_layer_lists_of_different_lengths_are_cut_as_the_references_zip():
 SHIPPED = [
     name
     for name in list_configs()
-    if name.count("/") == 2 and name.split("/")[1] in METHODS and name.startswith("cifar100/")
+    if name.count("/") == 2
+    and name.split("/")[1] in SHIPPED_METHODS
+    and name.startswith("cifar100/")
 ]
 
 
 def test_every_method_ships_the_thirteen_kd_pairs():
     kd_pairs = {n.split("/")[2] for n in list_configs() if n.startswith("cifar100/kd/")}
     assert len(kd_pairs) == 13
-    for method in METHODS:
+    for method in SHIPPED_METHODS:
         assert {n.split("/")[2] for n in SHIPPED if n.split("/")[1] == method} == kd_pairs
 
 
@@ -148,6 +142,8 @@ def test_shipped_config_builds_and_takes_a_step(name):
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert all(p.grad is None for p in distiller.teacher.parameters())
+    # Every trained module (student, FitNet's regressor, CC's embeds) gets its gradient.
+    assert all(p.grad is not None for p in distiller.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("method", ["at", "rkd"])

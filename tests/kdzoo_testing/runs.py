@@ -132,3 +132,13 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:  # it exited meanwhile
         return b""
+
+
+def tiny_batch(n: int = 4) -> dict:
+    """A seeded batch of ``n`` random 32x32 views, as the engine hands one to a distiller."""
+    g = torch.Generator().manual_seed(1)
+    return {
+        "views": [torch.randn(n, 3, 32, 32, generator=g)],
+        "label": torch.arange(n),
+        "index": torch.arange(n),
+    }
