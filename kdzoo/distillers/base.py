@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from kdzoo.losses import KDLoss
 from kdzoo.memory import Memory
 
 
@@ -75,3 +77,27 @@ class Distiller(nn.Module):
     def memories(self) -> list[Memory]:
         """Memory modules whose staged keys the engine commits after each optimizer step."""
         return [m for m in self.modules() if isinstance(m, Memory)]
+
+
+class LabelLosses(nn.Module):
+    """The label terms a method adds to its own: ``CE_WEIGHT * CE(z_s, y)`` and, for a +KD variant
+    (``KD_WEIGHT > 0``), ``KD_WEIGHT * KD(z_s, z_t)`` at ``DISTILLER.KD.TEMPERATURE``.
+
+    ``opts`` is the method's config node, with ``CE_WEIGHT`` and ``KD_WEIGHT``.
+    """
+
+    def __init__(self, cfg, opts) -> None:
+        super().__init__()
+        self.ce_weight = opts.CE_WEIGHT
+        self.kd_weight = opts.KD_WEIGHT
+        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
+
+    def ce(self, logits_s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``CE_WEIGHT * CE(z_s, y)``; ``logits_s`` ``[B, C]``, ``labels`` ``[B]``."""
+        return self.ce_weight * F.cross_entropy(logits_s, labels)
+
+    def kd(self, logits_s: torch.Tensor, logits_t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"loss_kd": KD_WEIGHT * KD(z_s, z_t)}`` when ``KD_WEIGHT > 0``, else nothing."""
+        if self.kd_weight <= 0:
+            return {}
+        return {"loss_kd": self.kd_weight * self.kd_loss(logits_s, logits_t)}

@@ -5,15 +5,13 @@ variants). The bank's options are under ``DISTILLER.MEMORY_BANK``."""
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from kdzoo.config import require_choice
-from kdzoo.losses import KDLoss
 from kdzoo.memory import SAMPLING_MODES, ClassAwareSampler, build_memory
 from kdzoo.modeling import LinearEmbed, probe_backbone
 
-from .base import Distiller
+from .base import Distiller, LabelLosses
 
 
 @dataclass
@@ -51,7 +49,7 @@ class ContrastiveBankDistiller(Distiller):
         self.embed_teacher = LinearEmbed(probe_backbone(teacher).embedding, bank.FEAT_DIM)
         self.bank_opts = bank
         self.seed = cfg.SEED
-        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE)
+        self.label_losses = LabelLosses(cfg, opts)
 
     def bind_dataset(self, labels: torch.Tensor) -> None:
         """Size the banks and the sampler to the training set (``labels``: ``[N]``)."""
@@ -85,15 +83,3 @@ class ContrastiveBankDistiller(Distiller):
         contrast_idx = self.sampler(batch["index"], batch["label"])
         self.memory.push(torch.stack([v_s, v_t], dim=1), batch["index"])
         return BankEmbeddings(s_out, t_out, v_s, v_t, contrast_idx)
-
-    def ce_loss(self, emb: BankEmbeddings, labels: torch.Tensor) -> torch.Tensor:
-        """``CE_WEIGHT * CE(z_s, y)``."""
-        return self.opts.CE_WEIGHT * F.cross_entropy(emb.student_out["logits"], labels)
-
-    def kd_losses(self, emb: BankEmbeddings) -> dict[str, torch.Tensor]:
-        """``{"loss_kd": KD_WEIGHT * KD(z_s, z_t)}`` for the +KD variant (``KD_WEIGHT > 0``), else
-        nothing."""
-        if self.opts.KD_WEIGHT <= 0:
-            return {}
-        logits_s, logits_t = emb.student_out["logits"], emb.teacher_out["logits"]
-        return {"loss_kd": self.opts.KD_WEIGHT * self.kd_loss(logits_s, logits_t)}

@@ -49,7 +49,7 @@ class CRD(ContrastiveBankDistiller):
             )
             loss_crd = self.nce(p_s) + self.nce(p_t)
         return {
-            "loss_cls": self.ce_loss(emb, batch["label"]),
+            "loss_cls": self.label_losses.ce(emb.student_out["logits"], batch["label"]),
             "loss_crd": self.opts.CRD_WEIGHT * loss_crd,
-            **self.kd_losses(emb),
+            **self.label_losses.kd(emb.student_out["logits"], emb.teacher_out["logits"]),
         }

@@ -9,13 +9,11 @@ loss is ``gamma * CE + alpha * KD + beta * feature_loss`` (``-r``, ``-a``, ``-b`
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.losses import KDLoss
 from kdzoo.utils import comm
 
-from .base import Distiller
+from .base import Distiller, LabelLosses
 
 
 def layer_pairs(
@@ -66,10 +64,8 @@ class FeatureDistiller(Distiller):
         ``criterion``: the feature loss from :mod:`kdzoo.losses`."""
         super().__init__(student, teacher)
         self.criterion = criterion
-        self.ce_weight = opts.CE_WEIGHT
-        self.kd_weight = opts.KD_WEIGHT
         self.weight = opts.WEIGHT
-        self.kd_loss = KDLoss(cfg.DISTILLER.KD.TEMPERATURE) if self.kd_weight > 0 else None
+        self.label_losses = LabelLosses(cfg, opts)
 
     def feature_loss(self, feat_s: list[torch.Tensor], feat_t: list[torch.Tensor]) -> torch.Tensor:
         """The unweighted feature loss of the student's and the teacher's feature lists."""
@@ -83,11 +79,9 @@ class FeatureDistiller(Distiller):
             teacher = self.teacher(x, **wanted)
         student = self.student(x, **wanted)
         # gamma * CE + beta * feature_loss (+ alpha * KD)   (helper/loops.py, train_distill)
-        losses = {
-            "loss_cls": self.ce_weight * F.cross_entropy(student["logits"], batch["label"]),
+        return {
+            "loss_cls": self.label_losses.ce(student["logits"], batch["label"]),
             f"loss_{self.loss_name}": self.weight
             * self.feature_loss(student["features"], teacher["features"]),
+            **self.label_losses.kd(student["logits"], teacher["logits"]),
         }
-        if self.kd_loss is not None:
-            losses["loss_kd"] = self.kd_weight * self.kd_loss(student["logits"], teacher["logits"])
-        return losses

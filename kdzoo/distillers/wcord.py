@@ -95,8 +95,8 @@ class WCoRD(ContrastiveBankDistiller):
             global_v_t, global_v_s = comm.gather_global_batch(v_t), comm.gather_global_batch(v_s)
             loss_lckt = comm.sum_gradient_over_ranks(self.lckt(global_v_t, global_v_s))
         return {
-            "loss_cls": self.ce_loss(emb, batch["label"]),
+            "loss_cls": self.label_losses.ce(emb.student_out["logits"], batch["label"]),
             "loss_gckt": opts.GCKT_WEIGHT * loss_gckt,
             "loss_lckt": opts.LCKT_WEIGHT * loss_lckt,
-            **self.kd_losses(emb),
+            **self.label_losses.kd(emb.student_out["logits"], emb.teacher_out["logits"]),
         }
