@@ -203,6 +203,14 @@ _C.DISTILLER.FITNET.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, whi
 _C.DISTILLER.FITNET.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:7)
 _C.DISTILLER.FITNET.WEIGHT = 100.0  # -b 100 (run_cifar_distill.sh:7)
 _C.DISTILLER.FITNET.HINT_LAYER = 2  # feat[2] of is_feat: --hint_layer 2 (train_student.py:88)
+# VID (Ahn et al., CVPR 2019) on the stage outputs feat[1:-1], each student map through a trained
+# regressor (three 1x1 convs) with a trained per-channel variance (VIDLoss, VID.py).
+_C.DISTILLER.VID = CN()
+_C.DISTILLER.VID.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which the script keeps
+_C.DISTILLER.VID.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:15)
+_C.DISTILLER.VID.WEIGHT = 1.0  # -b 1 (run_cifar_distill.sh:15)
+_C.DISTILLER.VID.INIT_PRED_VAR = 5.0  # the variance every channel starts with (VID.py:15)
+_C.DISTILLER.VID.EPS = 1e-5  # added to the softplus variance (VID.py:16)
 # CC (Peng et al., ICCV 2019, --distill correlation) on feat[-1], each side through a trained
 # Linear(D, FEAT_DIM) without normalisation (LinearEmbed, models/util.py:185-194).
 _C.DISTILLER.CC = CN()
@@ -210,6 +218,14 @@ _C.DISTILLER.CC.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default, which t
 _C.DISTILLER.CC.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:13)
 _C.DISTILLER.CC.WEIGHT = 0.02  # -b 0.02 (run_cifar_distill.sh:13)
 _C.DISTILLER.CC.FEAT_DIM = 128  # --feat_dim 128 (train_student.py:81)
+# KDSVD (Lee et al., ECCV 2018) on the stage outputs feat[1:-1], as mdistiller (commit a08d46f,
+# mdistiller/distillers/KDSVD.py) computes it: the SVD of each map read as [B, C*H, W] (RepDistiller
+# reads [B, H*W, C]: docs/decisions.md, "Baselines"), RBF between consecutive layers.
+_C.DISTILLER.KDSVD = CN()
+_C.DISTILLER.KDSVD.CE_WEIGHT = 1.0  # CFG.KDSVD.LOSS.CE_WEIGHT (mdistiller engine/cfg.py)
+_C.DISTILLER.KDSVD.KD_WEIGHT = 0.0  # mdistiller's KDSVD has no KD term
+_C.DISTILLER.KDSVD.WEIGHT = 1.0  # CFG.KDSVD.LOSS.FEAT_WEIGHT (mdistiller engine/cfg.py)
+_C.DISTILLER.KDSVD.K = 1  # singular vectors the teacher keeps (the student k + 3): CFG.KDSVD.K
 
 # -------------------------------------------------------------------------------------------------
 # Data

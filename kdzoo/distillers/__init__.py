@@ -1,6 +1,22 @@
 """Distillers (``DISTILLER_REGISTRY``): one file per method."""
 
-from . import at, cc, cocord, crd, fitnet, kd, nst, pkt, rkd, sp, vanilla, wcord  # noqa: F401
+# Importing each method's file registers it.
+from . import (  # noqa: F401
+    at,
+    cc,
+    cocord,
+    crd,
+    fitnet,
+    kd,
+    kdsvd,
+    nst,
+    pkt,
+    rkd,
+    sp,
+    vanilla,
+    vid,
+    wcord,
+)
 from .base import Distiller, EMAPair
 from .build import (
     DISTILLER_REGISTRY,

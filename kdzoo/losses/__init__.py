@@ -9,6 +9,8 @@ from .neuron_selectivity import NSTLoss
 from .optimal_transport import SinkhornOTLoss
 from .relational import CorrelationCongruenceLoss, RKDLoss
 from .similarity import PKTLoss, SimilarityPreservingLoss
+from .svd import KDSVDLoss
+from .variational import VIDLoss
 from .wasserstein import WassersteinCriticLoss
 
 __all__ = [
@@ -18,12 +20,14 @@ __all__ = [
     "CorrelationCongruenceLoss",
     "InfoNCELoss",
     "KDLoss",
+    "KDSVDLoss",
     "NSTLoss",
     "NormalizedMSELoss",
     "PKTLoss",
     "RKDLoss",
     "SimilarityPreservingLoss",
     "SinkhornOTLoss",
+    "VIDLoss",
     "WassersteinCriticLoss",
     "build_loss",
 ]

@@ -1,5 +1,6 @@
-"""RepDistiller's feature baselines (AT, SP, PKT, RKD, NST): losses as the reference weights and
-sums them, gradients to the student only, every shipped config, and real iterations."""
+"""RepDistiller's feature baselines (AT, SP, PKT, RKD, NST) and mdistiller's KDSVD: losses as the
+references weight and sum them, gradients to the student only, every shipped config, and real
+iterations."""
 
 import math
 
@@ -13,6 +14,7 @@ from kdzoo.distillers.feature_distiller import layer_pairs
 from kdzoo.losses import (
     AttentionTransferLoss,
     KDLoss,
+    KDSVDLoss,
     NSTLoss,
     PKTLoss,
     RKDLoss,
@@ -22,8 +24,8 @@ from kdzoo.model_zoo import get_config, list_configs
 from kdzoo_testing import tiny_run_opts
 from kdzoo_testing.runs import metrics, tiny_batch, train_net
 
-METHODS = ("at", "sp", "pkt", "rkd", "nst")
-SHIPPED_METHODS = (*METHODS, "fitnet", "cc")  # the last two are tested in test_fitnet_cc.py
+METHODS = ("at", "sp", "pkt", "rkd", "nst", "kdsvd")
+SHIPPED_METHODS = (*METHODS, "fitnet", "cc", "vid")  # the last three: test_trained_modules.py
 
 #: The feature loss of each method as RepDistiller's helper/loops.py computes it from the two
 #: ``is_feat=True`` lists, unweighted.
@@ -33,8 +35,10 @@ BY_HAND = {
     "pkt": lambda s, t: PKTLoss()(s[-1], t[-1]),
     "rkd": lambda s, t: RKDLoss(25.0, 50.0)(s[-1], t[-1]),
     "nst": lambda s, t: sum(NSTLoss()(s[1:-1], t[1:-1])),
+    # mdistiller's KDSVD.py: kdsvd_loss(feats[1:], feats[1:], K = 1), its is_feat lists' stages
+    "kdsvd": lambda s, t: KDSVDLoss(1)(s[1:-1], t[1:-1]),
 }
-WEIGHTS = {"at": 1000.0, "sp": 3000.0, "pkt": 30000.0, "rkd": 1.0, "nst": 50.0}
+WEIGHTS = {"at": 1000.0, "sp": 3000.0, "pkt": 30000.0, "rkd": 1.0, "nst": 50.0, "kdsvd": 1.0}
 
 
 def tiny_distiller(method: str, teacher: str = "resnet8", **opts):

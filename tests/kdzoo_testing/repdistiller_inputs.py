@@ -48,6 +48,25 @@ GRADIENT_ENTRIES = {
 }
 
 
+# VID's trained modules (regressor weights, log-variances) are drawn from their own stream, so the
+# inputs above keep their values.
+VID_SEED = 20240519
+# VID pairs: (student map, teacher map) keys; the first pools the student, the second the teacher.
+VID_PAIRS = [("maps_s0", "maps_t0"), ("maps_s1", "maps_t1")]
+VID_GRADIENT_INDEX = [0, 3, 64, 150, 191]
+
+
+def set_vid_parameters(modules) -> None:
+    """Overwrite the parameters of one VID module per pair, in ``parameters()`` order (the three
+    conv weights, then the log-variance), with seeded float64 draws: kdzoo's and RepDistiller's
+    modules get the same numbers because their parameters come in the same order and shapes."""
+    g = torch.Generator().manual_seed(VID_SEED)
+    with torch.no_grad():
+        for module in modules:
+            for p in module.parameters():
+                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+
+
 def make_inputs() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(SEED)
     return {k: torch.randn(shape, generator=g, dtype=torch.float64) for k, shape in SHAPES.items()}
@@ -90,6 +109,32 @@ def _reference_values(repo: Path) -> tuple[dict, dict]:
     return values, gradients
 
 
+def _reference_vid(repo: Path) -> dict:
+    """VIDLoss(C_s, C_t, C_t) per pair (train_student.py:219-223), parameters from
+    set_vid_parameters, float64: the per-pair values and gradients of their sum w.r.t. the first
+    student map and the first pair's log-variance."""
+    x = make_inputs()
+    vid = _load(repo, "VID")
+    modules = [
+        vid.VIDLoss(x[s].shape[1], x[t].shape[1], x[t].shape[1]).double() for s, t in VID_PAIRS
+    ]
+    set_vid_parameters(modules)
+    student = x[VID_PAIRS[0][0]].clone().requires_grad_(True)
+    maps_s = [student, *(x[s] for s, _ in VID_PAIRS[1:])]
+    values = [m(f_s, x[t]) for m, f_s, (_, t) in zip(modules, maps_s, VID_PAIRS, strict=True)]
+    sum(values).backward()
+    flat = student.grad.reshape(-1)
+    return {
+        "values": [v.item() for v in values],
+        "student_gradient": {
+            "input": VID_PAIRS[0][0],
+            "index": VID_GRADIENT_INDEX,
+            "value": [flat[i].item() for i in VID_GRADIENT_INDEX],
+        },
+        "log_scale_gradient": modules[0].log_scale.grad.tolist(),
+    }
+
+
 def main(repo: str, out: str) -> None:
     repo = Path(repo)
     commit = subprocess.run(
@@ -104,7 +149,9 @@ def main(repo: str, out: str) -> None:
             "CC.Correlation(), default arguments, imported from a checkout outside kdzoo) run on "
             "the float64 inputs of make_inputs() on the CPU. AT, NST and SP are called with lists, "
             "as train_student.py calls them, and return one value per pair. Gradients: of the "
-            "loss (AT: the sum of its list) w.r.t. the student input, at the given flat indices."
+            "loss (AT: the sum of its list) w.r.t. the student input, at the given flat indices. "
+            "vid: VID.VIDLoss(C_s, C_t, C_t) per VID_PAIRS entry, .double(), parameters from "
+            "set_vid_parameters; per-pair values and gradients of their sum."
         ),
         "repdistiller_commit": commit,
         "torch_version": torch.__version__,
@@ -113,6 +160,7 @@ def main(repo: str, out: str) -> None:
         "input_sums": {k: v.sum().item() for k, v in inputs.items()},
         "values": values,
         "gradients": gradients,
+        "vid": _reference_vid(repo),
     }
     Path(out).write_text(json.dumps(fixture, indent=1) + "\n")
 

@@ -1,6 +1,7 @@
-"""FitNet and CC as RepDistiller (commit b84f547) runs them: the losses as the reference weights
-them, gradients to the student and the modules it trains with the student (FitNet's regressor,
-CC's two embeddings) and never to the teacher, every shipped config, and an exact resume."""
+"""The baselines with modules trained beside the student (FitNet, CC, VID) as RepDistiller (commit
+b84f547) runs them: the losses as the reference weights them, gradients to the student and the
+modules it trains with the student (FitNet's regressor, CC's two embeddings, VID's regressors and
+variances) and never to the teacher, and an exact resume."""
 
 import pytest
 import torch
@@ -9,19 +10,25 @@ from torch import nn
 
 from kdzoo.config import get_cfg
 from kdzoo.distillers import build_distiller
-from kdzoo.losses import CorrelationCongruenceLoss
+from kdzoo.losses import CorrelationCongruenceLoss, VIDLoss
 from kdzoo.modeling import HintRegressor, probe_features
 from kdzoo_testing.runs import straight_and_resumed, tiny_batch
 
-METHODS = ("fitnet", "cc")
-WEIGHTS = {"fitnet": 100.0, "cc": 0.02}  # -b of scripts/run_cifar_distill.sh:7 and :13
+METHODS = ("fitnet", "cc", "vid")
+WEIGHTS = {"fitnet": 100.0, "cc": 0.02, "vid": 1.0}  # -b of scripts/run_cifar_distill.sh:7, 13, 15
 
 
 def by_hand(method: str, distiller, s: list, t: list) -> torch.Tensor:
     """The unweighted feature loss from the two ``is_feat=True`` lists and the distiller's own
-    modules, as helper/loops.py:126-129 (hint) and :162-165 (correlation) compute it."""
+    modules, as helper/loops.py:126-129 (hint), :162-165 (correlation) and :166-170 (vid)
+    compute it."""
     if method == "fitnet":
         return F.mse_loss(distiller.regressor(s[2]), t[2])  # HintLoss = nn.MSELoss()
+    if method == "vid":  # zip(feat_s[1:-1], feat_t[1:-1], criterion_kd): the shorter list's pairs
+        return sum(
+            vid(f_s, f_t)
+            for vid, f_s, f_t in zip(distiller.criterion, s[1:-1], t[1:-1], strict=False)
+        )
     f_s, f_t = distiller.embed_student(s[-1]), distiller.embed_teacher(t[-1])
     return CorrelationCongruenceLoss()(f_s, f_t)
 
@@ -37,9 +44,11 @@ def tiny_distiller(method: str, student: str = "resnet8", teacher: str = "resnet
 
 def trained_modules(method: str, distiller) -> list[nn.Module]:
     """What RepDistiller's ``trainable_list`` adds to the student (train_student.py:189,
-    217-218)."""
+    217-218, 225)."""
     if method == "fitnet":
         return [distiller.regressor]
+    if method == "vid":
+        return [distiller.criterion]
     return [distiller.embed_student, distiller.embed_teacher]
 
 
@@ -134,10 +143,31 @@ def test_hint_regressor_refuses_a_map_it_cannot_reach():
         HintRegressor((16, 4, 4), (8, 16, 16))  # 4x larger: the reference fails too
 
 
+def test_vid_has_one_regressor_and_variance_per_pair_of_stages():
+    # resnet8 has three stage outputs in feat[1:-1], vgg8 four: the reference's zip keeps three.
+    distiller = tiny_distiller("vid", teacher="vgg8")
+    s_maps = probe_features(distiller.student)[1:-1]
+    t_maps = probe_features(distiller.teacher)[1:-1]
+    assert len(distiller.criterion) == min(len(s_maps), len(t_maps)) < len(t_maps)
+    for vid, s, t in zip(distiller.criterion, s_maps, t_maps, strict=False):
+        first, middle, last = (m for m in vid.regressor if isinstance(m, nn.Conv2d))
+        # VIDLoss(s, t, t): C_s -> C_t -> C_t -> C_t, 1x1, no bias
+        assert (first.in_channels, first.out_channels, middle.out_channels) == (s[0], t[0], t[0])
+        assert last.out_channels == t[0] and all(c.bias is None for c in (first, middle, last))
+        assert isinstance(vid, VIDLoss) and vid.log_scale.shape == (t[0],)
+
+
 @pytest.mark.reliability
-def test_fitnet_resume_is_bit_identical(cifar100_slice, random_teacher, tmp_path):
+@pytest.mark.parametrize(
+    ("method", "trained_keys"),
+    [
+        ("fitnet", {"regressor.conv.weight", "regressor.bn.running_mean"}),
+        ("vid", {"criterion.0.regressor.0.weight", "criterion.2.log_scale"}),
+    ],
+)
+def test_resume_is_bit_identical(method, trained_keys, cifar100_slice, random_teacher, tmp_path):
     opts = {
-        "DISTILLER.NAME": "fitnet",
+        "DISTILLER.NAME": method,
         "MODEL.TEACHER.NAME": "resnet8",
         "MODEL.TEACHER.WEIGHTS": random_teacher,
         "SOLVER.MAX_ITER": 6,
@@ -147,6 +177,10 @@ def test_fitnet_resume_is_bit_identical(cifar100_slice, random_teacher, tmp_path
     a, b = straight_and_resumed(cifar100_slice, tmp_path, stop_after=3, **opts)
     a, b = a["model"], b["model"]
     assert a.keys() == b.keys()
-    assert {"regressor.conv.weight", "regressor.bn.running_mean"} <= a.keys()
+    assert trained_keys <= a.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    if method == "vid":
+        # The variances are trained (RepDistiller); mdistiller's stay at INIT_PRED_VAR.
+        untrained = tiny_distiller("vid").criterion[2].log_scale
+        assert not torch.equal(a["criterion.2.log_scale"], untrained.detach())
