@@ -211,6 +211,15 @@ _C.DISTILLER.VID.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:15)
 _C.DISTILLER.VID.WEIGHT = 1.0  # -b 1 (run_cifar_distill.sh:15)
 _C.DISTILLER.VID.INIT_PRED_VAR = 5.0  # the variance every channel starts with (VID.py:15)
 _C.DISTILLER.VID.EPS = 1e-5  # added to the softplus variance (VID.py:16)
+# DKD (Zhao et al., CVPR 2022), mdistiller's defaults (engine/cfg.py, CFG.DKD); its per-pair
+# CIFAR-100 betas are in configs/cifar100/dkd/.
+_C.DISTILLER.DKD = CN()
+_C.DISTILLER.DKD.CE_WEIGHT = 1.0  # CFG.DKD.CE_WEIGHT
+_C.DISTILLER.DKD.KD_WEIGHT = 0.0  # mdistiller's DKD has no KD term besides its own
+_C.DISTILLER.DKD.ALPHA = 1.0  # TCKD weight, CFG.DKD.ALPHA
+_C.DISTILLER.DKD.BETA = 8.0  # NCKD weight, CFG.DKD.BETA
+_C.DISTILLER.DKD.TEMPERATURE = 4.0  # CFG.DKD.T
+_C.DISTILLER.DKD.WARMUP = 20  # epochs over which the DKD term ramps in, CFG.DKD.WARMUP
 # CC (Peng et al., ICCV 2019, --distill correlation) on feat[-1], each side through a trained
 # Linear(D, FEAT_DIM) without normalisation (LinearEmbed, models/util.py:185-194).
 _C.DISTILLER.CC = CN()

@@ -1,6 +1,8 @@
 """Training and test loaders.
 
-Both yield ``{"image": uint8 [B, 3, H, W], "label": [B], "index": [B]}`` on the device.
+Both yield ``{"image": uint8 [B, 3, H, W], "label": [B], "index": [B]}`` on the device; training
+batches also carry ``"epoch"``, the 0-based epoch they belong to (an int), which methods with an
+epoch-dependent schedule (warm-ups) read instead of counting their calls.
 
 The training order is a pure function of (seed, epoch): each epoch is one seeded permutation of the
 dataset cut into global batches of ``SOLVER.IMS_PER_BATCH`` (the incomplete last one dropped), and
@@ -81,7 +83,7 @@ class TrainLoader:
             remaining = self.epoch_batches(self.epoch)[self.batch :]
             for batch in self._batches(remaining):
                 self.batch += 1
-                yield batch
+                yield {**batch, "epoch": self.epoch}
             self.epoch, self.batch = self.epoch + 1, 0
 
     def _batches(self, index_batches: torch.Tensor) -> Iterator[dict]:

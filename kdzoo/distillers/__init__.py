@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     cc,
     cocord,
     crd,
+    dkd,
     fitnet,
     kd,
     kdsvd,

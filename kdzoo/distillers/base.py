@@ -30,8 +30,9 @@ class Distiller(nn.Module):
 
     ``forward(batch)`` returns a dict of already-weighted losses, which the trainer sums. The
     batch holds ``"views"``: ``num_views`` augmented float images ``[B, 3, H, W]``, plus ``"label"``
-    ``[B]`` and ``"index"`` ``[B]`` (dataset indices, for memory banks). What is evaluated is the
-    student alone (``distiller.student``), never the distiller.
+    ``[B]``, ``"index"`` ``[B]`` (dataset indices, for memory banks) and ``"epoch"`` (the engine's
+    0-based epoch, an int, for warm-ups). What is evaluated is the student alone
+    (``distiller.student``), never the distiller.
 
     Subclasses declare what the engine must do for them: ``num_views``, :meth:`ema_pairs`
     (applied by the EMA hook), and their :class:`~kdzoo.memory.Memory` modules (committed by the

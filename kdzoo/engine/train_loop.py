@@ -140,7 +140,7 @@ class DistillStep:
     Args:
         model: the distiller, possibly wrapped in DistributedDataParallel.
         distiller: the same distiller unwrapped (its ``num_views``).
-        data_loader: an iterable of ``{"image", "label", "index"}`` batches on the device.
+        data_loader: an iterable of ``{"image", "label", "index", "epoch"}`` batches on the device.
         augmentation: turns uint8 images into normalised views.
         optimizer: steps the trainable parameters.
         amp_dtype: autocast dtype (``torch.bfloat16`` or ``torch.float16``) or None for fp32.

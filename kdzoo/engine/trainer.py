@@ -121,8 +121,8 @@ class Trainer(TrainerBase):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode, device: torch.device) -> TrainLoader:
-        """An endless, resumable stream of ``{"image", "label", "index"}`` batches on ``device``
-        with ``dataset.labels`` ``[N]``, ``iters_per_epoch`` and ``state_dict`` /
+        """An endless, resumable stream of ``{"image", "label", "index", "epoch"}`` batches on
+        ``device`` with ``dataset.labels`` ``[N]``, ``iters_per_epoch`` and ``state_dict`` /
         ``load_state_dict`` (its position, saved in checkpoints), as :class:`TrainLoader`."""
         return build_train_loader(cfg, device)
 

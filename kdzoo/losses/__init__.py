@@ -4,6 +4,7 @@ from .attention import AttentionTransferLoss
 from .build import LOSS_REGISTRY, build_loss
 from .contrastive import InfoNCELoss, NormalizedMSELoss
 from .crd import CRDNCELoss
+from .decoupled_kd import DKDLoss
 from .kd import KDLoss
 from .neuron_selectivity import NSTLoss
 from .optimal_transport import SinkhornOTLoss
@@ -18,6 +19,7 @@ __all__ = [
     "AttentionTransferLoss",
     "CRDNCELoss",
     "CorrelationCongruenceLoss",
+    "DKDLoss",
     "InfoNCELoss",
     "KDLoss",
     "KDSVDLoss",

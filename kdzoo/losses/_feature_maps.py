@@ -1,4 +1,4 @@
-"""Helpers shared by the feature-map losses of RepDistiller's zoo (AT, SP, PKT, RKD, NST, CC)."""
+"""Helpers shared by the losses of the baseline zoo: float32 under autocast, map pooling, pairs."""
 
 import functools
 from collections.abc import Callable

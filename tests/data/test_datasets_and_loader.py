@@ -49,6 +49,15 @@ def test_position_restores_the_stream_exactly():
     assert all(torch.equal(a, b) for a, b in zip(take(resumed, 7), expected, strict=True))
 
 
+def test_training_batches_carry_their_epoch_across_a_resume():
+    loader = TrainLoader(toy_dataset(50), 8, seed=0, device="cpu")  # 6 batches per epoch
+    stream = iter(loader)
+    assert [next(stream)["epoch"] for _ in range(8)] == [0] * 6 + [1] * 2
+    resumed = TrainLoader(toy_dataset(50), 8, seed=0, device="cpu")
+    resumed.load_state_dict(loader.state_dict())
+    assert [batch["epoch"] for _, batch in zip(range(5), resumed, strict=False)] == [1] * 4 + [2]
+
+
 def test_ranks_take_slices_of_the_same_global_batches(monkeypatch):
     single = take(TrainLoader(toy_dataset(), 8, seed=2, device="cpu"), 5)
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)

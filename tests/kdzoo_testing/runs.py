@@ -141,4 +141,5 @@ def tiny_batch(n: int = 4) -> dict:
         "views": [torch.randn(n, 3, 32, 32, generator=g)],
         "label": torch.arange(n),
         "index": torch.arange(n),
+        "epoch": 0,
     }
