@@ -192,6 +192,15 @@ def teacher_of_another_architecture(i: Inputs):
 
 
 @case
+def fsp_pair_of_unequal_channels(i: Inputs):
+    opts = i.teacher_opts(**{"DISTILLER.NAME": "fsp", "MODEL.STUDENT.NAME": "wrn_16_2"})
+    return i.argv(**opts), (
+        "DISTILLER.NAME fsp: the student wrn_16_2's maps have [16, 32, 64, 128] channels and the "
+        "teacher resnet8's [16, 16, 32, 64]; FSP compares maps of equal channels"
+    )
+
+
+@case
 def truncated_teacher(i: Inputs):
     truncated = i.folder / "teacher.pth"
     truncated.write_bytes(i.teacher.read_bytes()[:5000])

@@ -220,6 +220,12 @@ _C.DISTILLER.DKD.ALPHA = 1.0  # TCKD weight, CFG.DKD.ALPHA
 _C.DISTILLER.DKD.BETA = 8.0  # NCKD weight, CFG.DKD.BETA
 _C.DISTILLER.DKD.TEMPERATURE = 4.0  # CFG.DKD.T
 _C.DISTILLER.DKD.WARMUP = 20  # epochs over which the DKD term ramps in, CFG.DKD.WARMUP
+# FSP (Yim et al., CVPR 2017): a pre-training phase on the FSP matrices of feat[:-1], then CE.
+# RepDistiller's -b 50 multiplies a main-phase term it sets to 0, so there is no WEIGHT.
+_C.DISTILLER.FSP = CN()
+_C.DISTILLER.FSP.CE_WEIGHT = 1.0  # gamma (main phase): train_student.py's -r default
+_C.DISTILLER.FSP.KD_WEIGHT = 0.0  # alpha (main phase): -a 0 (run_cifar_distill.sh:25)
+_C.DISTILLER.FSP.INIT_EPOCHS = 30  # the pre-training phase: --init_epochs (train_student.py:47)
 # CC (Peng et al., ICCV 2019, --distill correlation) on feat[-1], each side through a trained
 # Linear(D, FEAT_DIM) without normalisation (LinearEmbed, models/util.py:185-194).
 _C.DISTILLER.CC = CN()

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     crd,
     dkd,
     fitnet,
+    fsp,
     kd,
     kdsvd,
     nst,

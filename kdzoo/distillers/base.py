@@ -8,6 +8,7 @@ from torch import nn
 
 from kdzoo.losses import KDLoss
 from kdzoo.memory import Memory
+from kdzoo.solver import MAIN_PHASE, Phase
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Distiller(nn.Module):
     num_views: int = 1
     #: Whether the method needs ``MODEL.TEACHER``.
     needs_teacher: bool = True
+    #: The name of the phase training is in (set by the engine; see :meth:`pretraining_phases`).
+    phase: str = MAIN_PHASE.name
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None) -> None:
         super().__init__()
@@ -51,6 +54,12 @@ class Distiller(nn.Module):
         if teacher is not None:
             teacher.requires_grad_(False)
             teacher.eval()
+
+    def pretraining_phases(self) -> list[Phase]:
+        """The phases the engine runs before the main one, in order (none by default). While
+        one runs, :attr:`phase` is its name and only its parameters are trained, by a new
+        optimizer; :meth:`losses` returns that phase's losses."""
+        return []
 
     def train(self, mode: bool = True) -> "Distiller":
         super().train(mode)

@@ -51,15 +51,19 @@ class BroadcastBuffers(HookBase):
 
 
 class LRScheduler(HookBase):
-    """Logs the lr of the step just taken, then steps the per-iteration schedule."""
+    """Logs the lr of the step just taken, then steps the per-iteration schedule: the ones given,
+    or else the trainer's ``optimizer`` and ``scheduler`` at each step (they change with the
+    phase of training)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, scheduler) -> None:
-        self.optimizer = optimizer
-        self.scheduler = scheduler
+    def __init__(self, optimizer: torch.optim.Optimizer | None = None, scheduler=None) -> None:
+        self._optimizer = optimizer
+        self._scheduler = scheduler
 
     def after_step(self) -> None:
-        self.trainer.storage.put_scalar("lr", self.optimizer.param_groups[0]["lr"], smooth=False)
-        self.scheduler.step()
+        optimizer = self._optimizer or self.trainer.optimizer
+        scheduler = self._scheduler or self.trainer.scheduler
+        self.trainer.storage.put_scalar("lr", optimizer.param_groups[0]["lr"], smooth=False)
+        scheduler.step()
 
 
 class EMAHook(HookBase):

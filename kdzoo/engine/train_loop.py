@@ -157,13 +157,10 @@ class DistillStep:
         amp_dtype: torch.dtype | None = None,
         clip_grad_norm: float = 0.0,
     ) -> None:
-        model.train()
-        self.model = model
         self.distiller = distiller
         self.data_loader = data_loader
         self._data_iter = None
         self.augmentation = augmentation
-        self.optimizer = optimizer
         self.device = augmentation.device
         self.amp_dtype = amp_dtype
         # A grad scaler only matters for fp16, whose narrow range lets small gradients vanish.
@@ -171,8 +168,17 @@ class DistillStep:
             torch.amp.GradScaler(self.device.type) if amp_dtype == torch.float16 else None
         )
         self.clip_grad_norm = clip_grad_norm
-        self._params = [p for group in optimizer.param_groups for p in group["params"]]
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.use(model, optimizer)
+
+    def use(self, model: nn.Module, optimizer: torch.optim.Optimizer, first_epoch: int = 0) -> None:
+        """Train ``model`` with ``optimizer`` from now on (a new phase of training), counting the
+        epochs the distiller sees (``batch["epoch"]``) from ``first_epoch`` of the loader's."""
+        model.train()
+        self.model = model
+        self.optimizer = optimizer
+        self.first_epoch = first_epoch
+        self._params = [p for group in optimizer.param_groups for p in group["params"]]
 
     def __call__(self, storage: EventStorage, after_backward: Callable[[], None]) -> None:
         """Run one step, calling ``after_backward`` between backward and the optimizer step, and
@@ -183,6 +189,7 @@ class DistillStep:
         batch = next(self._data_iter)
         data_time = time.perf_counter() - start
         batch["views"] = self.augmentation(batch["image"], self.distiller.num_views)
+        batch["epoch"] -= self.first_epoch  # counted within the phase
 
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None

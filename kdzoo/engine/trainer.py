@@ -2,6 +2,7 @@
 Detectron2's ``DefaultTrainer``."""
 
 import contextlib
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -20,7 +21,7 @@ from kdzoo.data import (
 from kdzoo.distillers import Distiller, build_distiller
 from kdzoo.evaluation import evaluate_classifier
 from kdzoo.modeling import Classifier, convert_sync_batchnorm
-from kdzoo.solver import amp_dtype, build_lr_scheduler, build_optimizer
+from kdzoo.solver import MAIN_PHASE, amp_dtype, build_lr_scheduler, build_optimizer, phase_starts
 from kdzoo.utils import comm
 from kdzoo.utils.env import GlobalRNG
 from kdzoo.utils.events import ConsoleWriter, EventWriter, JSONWriter, TensorboardWriter
@@ -51,7 +52,16 @@ class Trainer(TrainerBase):
         data_loader = self.build_train_loader(cfg, self.device)
         distiller = self.build_model(cfg, data_loader.dataset.labels, self.device)
         self.test_loader = self.build_test_loader(cfg, self.device)
-        optimizer = self.build_optimizer(cfg, distiller)
+        self.iters_per_epoch = data_loader.iters_per_epoch
+        # The distiller's pre-training phases, then the main one (SOLVER's length).
+        self.phases = [*distiller.pretraining_phases(), MAIN_PHASE]
+        main_iters = cfg.SOLVER.MAX_ITER or cfg.SOLVER.MAX_EPOCHS * self.iters_per_epoch
+        lengths = [phase.epochs * self.iters_per_epoch for phase in self.phases[:-1]]
+        self._phase_starts = phase_starts([*lengths, main_iters])
+        self.max_iter = self._phase_starts[-1]
+        self._trainable = [p for p in distiller.parameters() if p.requires_grad]
+        self.phase_index = 0
+        optimizer, self.scheduler = self._build_phase(distiller, 0)
         model, self._synced_buffers = create_ddp_model(distiller, self.device)
         augmentation = self.build_augmentation(cfg, self.device)
         self._step = DistillStep(
@@ -63,12 +73,15 @@ class Trainer(TrainerBase):
             amp_dtype=amp_dtype(cfg, self.device),
             clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM,
         )
-        self.iters_per_epoch = data_loader.iters_per_epoch
-        self.max_iter = cfg.SOLVER.MAX_ITER or cfg.SOLVER.MAX_EPOCHS * self.iters_per_epoch
-        self.scheduler = self.build_lr_scheduler(
-            cfg, optimizer, self.iters_per_epoch, self.max_iter
-        )
-        checkpointables = {"optimizer": optimizer, "scheduler": self.scheduler, "data": data_loader}
+        # The optimizer and schedule are the current phase's, whichever that is when saved.
+        checkpointables = {
+            "optimizer": _Current(lambda: self.optimizer),
+            "scheduler": _Current(lambda: self.scheduler),
+            "data": data_loader,
+        }
+        if len(self.phases) > 1:
+            # First: loading it enters the saved phase, whose optimizer the next entry fits.
+            checkpointables = {"phase": _PhaseIndex(self), **checkpointables}
         if self._step.grad_scaler is not None:
             checkpointables["grad_scaler"] = self._step.grad_scaler
         self.checkpointer = Checkpointer(
@@ -101,6 +114,57 @@ class Trainer(TrainerBase):
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         return self._step.optimizer
+
+    def _build_phase(
+        self, distiller: Distiller, index: int
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """Let exactly phase ``index``'s parameters require gradients, and build its optimizer and
+        lr schedule (counted from the phase's first iteration)."""
+        phase = self.phases[index]
+        trained = {id(p) for p in phase.parameters or self._trainable}
+        for p in self._trainable:
+            p.requires_grad_(id(p) in trained)
+        optimizer = self.build_optimizer(self.cfg, distiller)
+        if phase.base_lr is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = phase.base_lr
+        if phase.constant_lr:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _constant)
+        else:
+            length = self._phase_starts[index + 1] - self._phase_starts[index]
+            scheduler = self.build_lr_scheduler(self.cfg, optimizer, self.iters_per_epoch, length)
+        distiller.phase = phase.name
+        return optimizer, scheduler
+
+    def enter_phase(self, index: int) -> None:
+        """Switch training to phase ``index``: its parameters, a new optimizer and schedule (as
+        RepDistiller builds a new SGD for its main phase), and a new DDP wrapper, since the set
+        of parameters with gradients changed."""
+        if index == self.phase_index:
+            return
+        optimizer, self.scheduler = self._build_phase(self.distiller, index)
+        model, _ = create_ddp_model(self.distiller, self.device)
+        first_epoch = sum(phase.epochs for phase in self.phases[:index])
+        self._step.use(model, optimizer, first_epoch)
+        self.phase_index = index
+
+    def _log_phase(self) -> None:
+        index = self.phase_index
+        phase, start, end = self.phases[index], *self._phase_starts[index : index + 2]
+        groups = self.optimizer.param_groups
+        trained = sum(p.numel() for group in groups for p in group["params"])
+        self.logger.info(
+            f"Phase {index + 1}/{len(self.phases)} '{phase.name}': iterations {start}-{end - 1}, "
+            f"{trained:,} trained parameters, lr {groups[0]['lr']:g}"
+            + (" (constant)" if phase.constant_lr else "")
+        )
+
+    def before_step(self) -> None:
+        next_phase = self.phase_index + 1
+        if next_phase < len(self.phases) and self.iter == self._phase_starts[next_phase]:
+            self.enter_phase(next_phase)
+            self._log_phase()
+        super().before_step()
 
     @classmethod
     def build_model(
@@ -166,7 +230,7 @@ class Trainer(TrainerBase):
             hooks.BroadcastBuffers(self._synced_buffers) if self._synced_buffers else None,
             hooks.EMAHook(self.distiller),
             hooks.MemoryCommitHook(self.distiller),
-            hooks.LRScheduler(self.optimizer, self.scheduler),
+            hooks.LRScheduler(),  # the current phase's optimizer and schedule
             hooks.EvalHook(
                 cfg.TEST.EVAL_PERIOD or self.iters_per_epoch,
                 self.evaluate,
@@ -230,4 +294,37 @@ class Trainer(TrainerBase):
         if self.start_iter >= self.max_iter:
             self.logger.info(f"Already trained {self.max_iter} iterations; nothing to do")
             return
+        if len(self.phases) > 1:
+            self._log_phase()
         super().train(self.start_iter, self.max_iter)
+
+
+def _constant(iteration: int) -> float:
+    return 1.0
+
+
+class _Current:
+    """A checkpointable standing for whatever ``get()`` returns when it is saved or loaded: the
+    current phase's optimizer or schedule."""
+
+    def __init__(self, get: Callable[[], object]) -> None:
+        self.get = get
+
+    def state_dict(self) -> dict:
+        return self.get().state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.get().load_state_dict(state)
+
+
+class _PhaseIndex:
+    """The phase a checkpoint was saved in; loading it enters that phase."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = weakref.proxy(trainer)
+
+    def state_dict(self) -> dict:
+        return {"index": self.trainer.phase_index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.enter_phase(int(state["index"]))

@@ -5,6 +5,7 @@ from .build import LOSS_REGISTRY, build_loss
 from .contrastive import InfoNCELoss, NormalizedMSELoss
 from .crd import CRDNCELoss
 from .decoupled_kd import DKDLoss
+from .fsp import FSPLoss
 from .kd import KDLoss
 from .neuron_selectivity import NSTLoss
 from .optimal_transport import SinkhornOTLoss
@@ -20,6 +21,7 @@ __all__ = [
     "CRDNCELoss",
     "CorrelationCongruenceLoss",
     "DKDLoss",
+    "FSPLoss",
     "InfoNCELoss",
     "KDLoss",
     "KDSVDLoss",

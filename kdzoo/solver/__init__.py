@@ -2,12 +2,16 @@
 
 from .amp import AMP_DTYPES, amp_dtype, check_amp_dtype
 from .build import LRMultiplier, build_lr_scheduler, build_optimizer
+from .phases import MAIN_PHASE, Phase, phase_starts
 
 __all__ = [
     "AMP_DTYPES",
     "LRMultiplier",
+    "MAIN_PHASE",
+    "Phase",
     "amp_dtype",
     "build_lr_scheduler",
     "build_optimizer",
     "check_amp_dtype",
+    "phase_starts",
 ]

@@ -56,6 +56,21 @@ VID_PAIRS = [("maps_s0", "maps_t0"), ("maps_s1", "maps_t1")]
 VID_GRADIENT_INDEX = [0, 3, 64, 150, 191]
 
 
+# FSP compares maps of equal channels, which the shared inputs above are not: its own stream.
+FSP_SEED = 20240520
+FSP_SHAPES = [(3, 4, 8, 8), (3, 5, 4, 4), (3, 6, 2, 2)]
+FSP_GRADIENT_INDEX = [0, 5, 77, 200, 767]
+
+
+def make_fsp_inputs() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Student and teacher feature lists of FSP_SHAPES, float64 (consecutive maps differ in
+    size, so the pooling between them runs)."""
+    g = torch.Generator().manual_seed(FSP_SEED)
+    g_s = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in FSP_SHAPES]
+    g_t = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in FSP_SHAPES]
+    return g_s, g_t
+
+
 def set_vid_parameters(modules) -> None:
     """Overwrite the parameters of one VID module per pair, in ``parameters()`` order (the three
     conv weights, then the log-variance), with seeded float64 draws: kdzoo's and RepDistiller's
@@ -135,6 +150,22 @@ def _reference_vid(repo: Path) -> dict:
     }
 
 
+def _reference_fsp(repo: Path) -> dict:
+    """FSP(s_shapes, t_shapes) on make_fsp_inputs(): the per-pair values and the gradient of
+    their sum (helper/pretrain.py sums them) w.r.t. the student's first map."""
+    g_s, g_t = make_fsp_inputs()
+    fsp = _load(repo, "FSP").FSP([f.shape for f in g_s], [f.shape for f in g_t])
+    g_s[0].requires_grad_(True)
+    values = fsp(g_s, g_t)
+    sum(values).backward()
+    flat = g_s[0].grad.reshape(-1)
+    return {
+        "values": [v.item() for v in values],
+        "index": FSP_GRADIENT_INDEX,
+        "gradient": [flat[i].item() for i in FSP_GRADIENT_INDEX],
+    }
+
+
 def main(repo: str, out: str) -> None:
     repo = Path(repo)
     commit = subprocess.run(
@@ -151,7 +182,8 @@ def main(repo: str, out: str) -> None:
             "as train_student.py calls them, and return one value per pair. Gradients: of the "
             "loss (AT: the sum of its list) w.r.t. the student input, at the given flat indices. "
             "vid: VID.VIDLoss(C_s, C_t, C_t) per VID_PAIRS entry, .double(), parameters from "
-            "set_vid_parameters; per-pair values and gradients of their sum."
+            "set_vid_parameters; per-pair values and gradients of their sum. fsp: "
+            "FSP.FSP(shapes) on make_fsp_inputs(), per-pair values and the gradient of their sum."
         ),
         "repdistiller_commit": commit,
         "torch_version": torch.__version__,
@@ -161,6 +193,7 @@ def main(repo: str, out: str) -> None:
         "values": values,
         "gradients": gradients,
         "vid": _reference_vid(repo),
+        "fsp": _reference_fsp(repo),
     }
     Path(out).write_text(json.dumps(fixture, indent=1) + "\n")
 

@@ -1,4 +1,5 @@
-"""Distillers used by the engine tests: they exercise EMA pairs, memories and failure paths."""
+"""Distillers used by the engine tests: they exercise EMA pairs, memories, training phases and
+failure paths."""
 
 import copy
 
@@ -9,6 +10,7 @@ from torch import nn
 from kdzoo.distillers import DISTILLER_REGISTRY, Distiller, EMAPair
 from kdzoo.memory import Memory
 from kdzoo.modeling import BACKBONE_REGISTRY
+from kdzoo.solver import Phase
 
 
 class ToyQueue(Memory):
@@ -72,6 +74,33 @@ class NaNAfterDistiller(Distiller):
         return {"loss_cls": loss}
 
 
+class PhasedDistiller(Distiller):
+    """Two pre-training phases, then the main one: ``head`` trains the student's classifier alone
+    at a constant lr of 0.5, ``body`` everything else at the constant ``SOLVER.BASE_LR``; each
+    phase's CE is scaled differently so their losses tell them apart. Every call records the
+    phase and the epoch the step saw (``seen``)."""
+
+    needs_teacher = False
+    SCALE = {"head": 1.0, "body": 2.0, "main": 3.0}
+
+    def __init__(self, cfg, student: nn.Module, teacher=None) -> None:
+        super().__init__(student, None)
+        self.seen: list[tuple[str, int]] = []
+
+    def pretraining_phases(self) -> list[Phase]:
+        head = tuple(self.student.fc.parameters())
+        body = tuple(p for n, p in self.student.named_parameters() if not n.startswith("fc."))
+        return [
+            Phase("head", 1, head, base_lr=0.5, constant_lr=True),
+            Phase("body", 1, body, constant_lr=True),
+        ]
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        self.seen.append((self.phase, batch["epoch"]))
+        logits = self.student(batch["views"][0])["logits"]
+        return {"loss_cls": self.SCALE[self.phase] * F.cross_entropy(logits, batch["label"])}
+
+
 class NoBatchNormNet(nn.Module):
     """A backbone whose outputs do not depend on the rest of the batch (no BatchNorm), so runs
     that split a batch over processes can be compared with one process."""
@@ -90,7 +119,12 @@ class NoBatchNormNet(nn.Module):
 
 
 def register() -> None:
-    for name, cls in (("toy_ema_queue", EmaQueueDistiller), ("toy_nan", NaNAfterDistiller)):
+    toys = (
+        ("toy_ema_queue", EmaQueueDistiller),
+        ("toy_nan", NaNAfterDistiller),
+        ("toy_phased", PhasedDistiller),
+    )
+    for name, cls in toys:
         if name not in DISTILLER_REGISTRY:
             DISTILLER_REGISTRY.register(name)(cls)
     if "toy_no_bn_net" not in BACKBONE_REGISTRY:

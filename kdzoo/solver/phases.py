@@ -1,0 +1,49 @@
+"""Training phases: stretches of one run, each with its own trained modules, optimizer and lr
+schedule.
+
+RepDistiller trains AB, FT and FSP in two phases (train_student.py:227-262, helper/pretrain.py):
+an ``init`` phase of ``--init_epochs`` that trains some modules on the method's own loss with a
+new SGD at a constant lr, then the main phase, whose SGD is built afresh over the student and the
+method's modules and follows the usual schedule from its own first epoch. A distiller declares
+the phases that come before the main one (``Distiller.pretraining_phases``); the engine runs them
+in order and names no method.
+"""
+
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of training.
+
+    Attributes:
+        name: set on the distiller (``distiller.phase``) while the phase runs, so its losses
+            can depend on it; the main phase is ``"main"``.
+        epochs: its length in epochs of the training set.
+        parameters: the parameters it trains; empty for every parameter that was trainable when
+            the run was built (the main phase). Only these require gradients while it runs.
+        base_lr: its learning rate; None for ``SOLVER.BASE_LR``.
+        constant_lr: keep the rate constant (RepDistiller's init phase) instead of following
+            ``SOLVER``'s warm-up and decay, counted from the phase's first iteration.
+    """
+
+    name: str
+    epochs: int
+    parameters: tuple[nn.Parameter, ...] = ()
+    base_lr: float | None = None
+    constant_lr: bool = False
+
+
+#: The phase every run ends with: all trainable parameters, ``SOLVER``'s rate and schedule. Its
+#: ``epochs`` is not read; ``SOLVER.MAX_ITER`` / ``MAX_EPOCHS`` give its length.
+MAIN_PHASE = Phase("main", epochs=0)
+
+
+def phase_starts(lengths: list[int]) -> list[int]:
+    """The first iteration of each phase of ``lengths`` iterations, then the end of the last."""
+    starts = [0]
+    for length in lengths:
+        starts.append(starts[-1] + length)
+    return starts
