@@ -136,10 +136,16 @@ def test_short_schedule_students_share_one_budget(name):
         "LOG_PERIOD",
         "OUTPUT_DIR",
         "MODEL.TEACHER.WEIGHTS",
-        "DISTILLER.DKD.WARMUP",  # an epoch count, scaled with the schedule
+        # Epoch counts, scaled with the schedule: warm-ups, and pre-training phases, which count
+        # in the five epochs.
+        "DISTILLER.DKD.WARMUP",
+        "DISTILLER.REVIEWKD.WARMUP",
+        "DISTILLER.FSP.INIT_EPOCHS",
     }
     assert changed <= schedule, changed - schedule
-    assert short["SOLVER.MAX_EPOCHS"] == 5 and short["SOLVER.LR_SCHEDULER_NAME"] == "cosine"
+    pretraining = short.get(f"DISTILLER.{method.upper()}.INIT_EPOCHS", 0)
+    assert short["SOLVER.MAX_EPOCHS"] + pretraining == 5
+    assert short["SOLVER.LR_SCHEDULER_NAME"] == "cosine"
     if method != "vanilla":
         assert (
             short["MODEL.TEACHER.WEIGHTS"]

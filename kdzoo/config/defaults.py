@@ -226,6 +226,22 @@ _C.DISTILLER.FSP = CN()
 _C.DISTILLER.FSP.CE_WEIGHT = 1.0  # gamma (main phase): train_student.py's -r default
 _C.DISTILLER.FSP.KD_WEIGHT = 0.0  # alpha (main phase): -a 0 (run_cifar_distill.sh:25)
 _C.DISTILLER.FSP.INIT_EPOCHS = 30  # the pre-training phase: --init_epochs (train_student.py:47)
+# ReviewKD (Chen et al., CVPR 2021), mdistiller's defaults (engine/cfg.py, CFG.REVIEWKD). The
+# channels and sizes of its ABF modules (CFG.REVIEWKD.IN_CHANNELS, OUT_CHANNELS, SHAPES,
+# OUT_SHAPES) are read off a dummy forward of the two models, never typed in.
+_C.DISTILLER.REVIEWKD = CN()
+_C.DISTILLER.REVIEWKD.CE_WEIGHT = 1.0  # CFG.REVIEWKD.CE_WEIGHT
+_C.DISTILLER.REVIEWKD.KD_WEIGHT = 0.0  # mdistiller's ReviewKD has no KD term
+# CFG.REVIEWKD.REVIEWKD_WEIGHT; mdistiller's CIFAR-100 config uses 5, the configs here the
+# authors' weight per pair (configs/cifar100/reviewkd/)
+_C.DISTILLER.REVIEWKD.WEIGHT = 1.0
+_C.DISTILLER.REVIEWKD.WARMUP = 20  # epochs over which the HCL term ramps in, WARMUP_EPOCHS
+# Cap on the ABF modules' middle width, min(cap, the student's last channels); mdistiller writes
+# 512 into its code and leaves CFG.REVIEWKD.MAX_MID_CHANNEL (512) unused.
+_C.DISTILLER.REVIEWKD.MAX_MID_CHANNEL = 512
+# Review the student's stages before their last ReLU (CFG.REVIEWKD.STU_PREACT); the teacher's
+# always are (mdistiller compares with its preact_feats).
+_C.DISTILLER.REVIEWKD.STUDENT_PREACT = False
 # CC (Peng et al., ICCV 2019, --distill correlation) on feat[-1], each side through a trained
 # Linear(D, FEAT_DIM) without normalisation (LinearEmbed, models/util.py:185-194).
 _C.DISTILLER.CC = CN()

@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     kdsvd,
     nst,
     pkt,
+    reviewkd,
     rkd,
     sp,
     vanilla,

@@ -89,6 +89,13 @@ class Distiller(nn.Module):
         return [m for m in self.modules() if isinstance(m, Memory)]
 
 
+def mdistiller_warmup(epoch: int, warmup_epochs: int) -> float:
+    """mdistiller's linear warm-up of a loss term, ``min(e / warmup_epochs, 1)`` (DKD, ReviewKD),
+    of the engine's 0-based ``epoch``, with ``e = epoch + 1``: mdistiller's trainer counts epochs
+    from 1, so its first epoch already weighs ``1 / warmup_epochs``."""
+    return min((epoch + 1) / warmup_epochs, 1.0)
+
+
 class LabelLosses(nn.Module):
     """The label terms a method adds to its own: ``CE_WEIGHT * CE(z_s, y)`` and, for a +KD variant
     (``KD_WEIGHT > 0``), ``KD_WEIGHT * KD(z_s, z_t)`` at ``DISTILLER.KD.TEMPERATURE``.

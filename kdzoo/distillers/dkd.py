@@ -12,7 +12,7 @@ from torch import nn
 
 from kdzoo.losses import DKDLoss
 
-from .base import Distiller, LabelLosses
+from .base import Distiller, LabelLosses, mdistiller_warmup
 from .build import DISTILLER_REGISTRY
 
 
@@ -28,17 +28,12 @@ class DKD(Distiller):
         self.dkd_loss = DKDLoss(opts.ALPHA, opts.BETA, opts.TEMPERATURE)
         self.warmup_epochs = opts.WARMUP
 
-    def warmup_factor(self, epoch: int) -> float:
-        """``min(e / WARMUP, 1)`` of the engine's 0-based ``epoch``, with ``e = epoch + 1``: the
-        reference's epochs start at 1, so its first epoch already weighs ``1 / WARMUP``."""
-        return min((epoch + 1) / self.warmup_epochs, 1.0)
-
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         x = batch["views"][0]
         with torch.no_grad():
             logits_t = self.teacher(x)["logits"]
         logits_s = self.student(x)["logits"]
-        ramp = self.warmup_factor(batch["epoch"])
+        ramp = mdistiller_warmup(batch["epoch"], self.warmup_epochs)
         return {
             "loss_cls": self.label_losses.ce(logits_s, batch["label"]),
             # L_DKD = alpha TCKD + beta NCKD, ramped in over the first WARMUP epochs

@@ -10,6 +10,7 @@ from .kd import KDLoss
 from .neuron_selectivity import NSTLoss
 from .optimal_transport import SinkhornOTLoss
 from .relational import CorrelationCongruenceLoss, RKDLoss
+from .review import HCLLoss
 from .similarity import PKTLoss, SimilarityPreservingLoss
 from .svd import KDSVDLoss
 from .variational import VIDLoss
@@ -22,6 +23,7 @@ __all__ = [
     "CorrelationCongruenceLoss",
     "DKDLoss",
     "FSPLoss",
+    "HCLLoss",
     "InfoNCELoss",
     "KDLoss",
     "KDSVDLoss",

@@ -11,14 +11,17 @@ from .backbone import (
     registered_input_size,
 )
 from .heads import HintRegressor, LinearEmbed, MLPHead
+from .review import AttentionBasedFusion, KnowledgeReview
 from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 
 __all__ = [
     "BACKBONE_REGISTRY",
+    "AttentionBasedFusion",
     "BackboneDims",
     "Classifier",
     "GlobalBatchNorm",
     "HintRegressor",
+    "KnowledgeReview",
     "LinearEmbed",
     "MLPHead",
     "build_backbone",

@@ -25,7 +25,8 @@ from kdzoo_testing import tiny_run_opts
 from kdzoo_testing.runs import metrics, tiny_batch, train_net
 
 METHODS = ("at", "sp", "pkt", "rkd", "nst", "kdsvd")
-SHIPPED_METHODS = (*METHODS, "fitnet", "cc", "vid", "dkd")  # tested in their own files
+# The others are tested in their own files.
+SHIPPED_METHODS = (*METHODS, "fitnet", "cc", "vid", "dkd", "reviewkd")
 
 #: The feature loss of each method as RepDistiller's helper/loops.py computes it from the two
 #: ``is_feat=True`` lists, unweighted.

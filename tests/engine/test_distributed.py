@@ -119,6 +119,29 @@ def test_relations_over_the_batch_use_the_global_batch(
     assert_first_step_and_losses_agree(*runs, steps=2)
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize("method", ["reviewkd"])
+def test_per_sample_losses_with_batchnorm_in_trained_modules(
+    cifar100_slice, random_teacher, tmp_path, method
+):
+    """ReviewKD's losses are means over the samples (CE, and HCL's MSEs over equal shares of the
+    batch), but its ABF modules normalise with BatchNorm: with MODEL.SYNC_BN (which converts
+    them with the student), 2 Gloo processes compute what 1 process computes (without it each
+    rank's ABFs and student normalise with their half batch's statistics). Two steps."""
+    opts = {
+        "DISTILLER.NAME": method,
+        "MODEL.CHANNELS_LAST": False,
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        "MODEL.SYNC_BN": True,
+        "SOLVER.MAX_ITER": 2,
+        "SOLVER.CHECKPOINT_PERIOD": 1,
+        "LOG_PERIOD": 1,
+    }
+    runs = one_and_two_processes(cifar100_slice, tmp_path, opts)
+    assert_first_step_and_losses_agree(*runs, steps=2)
+
+
 def one_and_two_processes(data: Path, tmp_path: Path, opts: dict) -> tuple[dict, dict, dict]:
     """Train ``opts`` on 1 and on 2 Gloo processes; by process count, the state after the first
     step, the final state (ranks checked equal) and every step's losses."""
