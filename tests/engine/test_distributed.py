@@ -142,6 +142,33 @@ def test_per_sample_losses_with_batchnorm_in_trained_modules(
     assert_first_step_and_losses_agree(*runs, steps=2)
 
 
+@pytest.mark.reliability
+def test_a_phased_method_on_two_processes_equals_one(cifar100_slice, random_teacher, tmp_path):
+    """FSP's pre-training phase (the student's feature layers alone) then its main phase (a new
+    optimizer, a new DDP wrapper over every parameter): 2 Gloo processes with MODEL.SYNC_BN
+    compute what 1 process computes, across the switch. Batches of 2,000 of the 4,000-image
+    slice: 2 pre-training steps, then 1 main step."""
+    opts = {
+        "DISTILLER.NAME": "fsp",
+        "DISTILLER.FSP.INIT_EPOCHS": 1,
+        "MODEL.CHANNELS_LAST": False,
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        "MODEL.SYNC_BN": True,
+        "SOLVER.IMS_PER_BATCH": 2000,
+        "SOLVER.MAX_ITER": 1,
+        "SOLVER.CHECKPOINT_PERIOD": 1,
+        "TEST.MAX_IMAGES": 100,
+        "LOG_PERIOD": 1,
+    }
+    runs = one_and_two_processes(cifar100_slice, tmp_path, opts)
+    assert_first_step_and_losses_agree(*runs, steps=3)
+    _, _, losses = runs
+    assert [sorted(line) for line in losses[2]] == [["loss_fsp", "total_loss"]] * 2 + [
+        ["loss_cls", "total_loss"]
+    ]
+
+
 def one_and_two_processes(data: Path, tmp_path: Path, opts: dict) -> tuple[dict, dict, dict]:
     """Train ``opts`` on 1 and on 2 Gloo processes; by process count, the state after the first
     step, the final state (ranks checked equal) and every step's losses."""
