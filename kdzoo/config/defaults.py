@@ -220,6 +220,15 @@ _C.DISTILLER.DKD.ALPHA = 1.0  # TCKD weight, CFG.DKD.ALPHA
 _C.DISTILLER.DKD.BETA = 8.0  # NCKD weight, CFG.DKD.BETA
 _C.DISTILLER.DKD.TEMPERATURE = 4.0  # CFG.DKD.T
 _C.DISTILLER.DKD.WARMUP = 20  # epochs over which the DKD term ramps in, CFG.DKD.WARMUP
+# OFD (Heo et al., ICCV 2019), mdistiller's defaults (engine/cfg.py, CFG.OFD), which its one
+# CIFAR-100 config (resnet32x4 -> resnet8x4) keeps: the stages before their last ReLU, each student
+# stage through a trained conv+BN connector, partial L2 to the teacher's map clipped at margins read
+# off the teacher's BatchNorms; the teacher normalises with batch statistics (distillers/ofd.py).
+_C.DISTILLER.OFD = CN()
+_C.DISTILLER.OFD.CE_WEIGHT = 1.0  # CFG.OFD.LOSS.CE_WEIGHT
+_C.DISTILLER.OFD.KD_WEIGHT = 0.0  # mdistiller's OFD has no KD term
+_C.DISTILLER.OFD.WEIGHT = 0.001  # CFG.OFD.LOSS.FEAT_WEIGHT
+_C.DISTILLER.OFD.CONNECTOR_KERNEL_SIZE = 1  # the connectors' conv, CFG.OFD.CONNECTOR.KERNEL_SIZE
 # FSP (Yim et al., CVPR 2017): a pre-training phase on the FSP matrices of feat[:-1], then CE.
 # RepDistiller's -b 50 multiplies a main-phase term it sets to 0, so there is no WEIGHT.
 _C.DISTILLER.FSP = CN()

@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     kd,
     kdsvd,
     nst,
+    ofd,
     pkt,
     reviewkd,
     rkd,

@@ -9,6 +9,7 @@ from .fsp import FSPLoss
 from .kd import KDLoss
 from .neuron_selectivity import NSTLoss
 from .optimal_transport import SinkhornOTLoss
+from .overhaul import OFDLoss, bn_margin
 from .relational import CorrelationCongruenceLoss, RKDLoss
 from .review import HCLLoss
 from .similarity import PKTLoss, SimilarityPreservingLoss
@@ -29,11 +30,13 @@ __all__ = [
     "KDSVDLoss",
     "NSTLoss",
     "NormalizedMSELoss",
+    "OFDLoss",
     "PKTLoss",
     "RKDLoss",
     "SimilarityPreservingLoss",
     "SinkhornOTLoss",
     "VIDLoss",
     "WassersteinCriticLoss",
+    "bn_margin",
     "build_loss",
 ]

@@ -10,7 +10,8 @@ from .backbone import (
     probe_features,
     registered_input_size,
 )
-from .heads import HintRegressor, LinearEmbed, MLPHead
+from .backbone.preact_bn import bn_before_relu
+from .heads import HintRegressor, LinearEmbed, MLPHead, OFDConnector
 from .review import AttentionBasedFusion, KnowledgeReview
 from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 
@@ -24,6 +25,8 @@ __all__ = [
     "KnowledgeReview",
     "LinearEmbed",
     "MLPHead",
+    "OFDConnector",
+    "bn_before_relu",
     "build_backbone",
     "convert_sync_batchnorm",
     "input_size_mismatch",

@@ -1,5 +1,7 @@
 """Small projection heads that distillers put on top of pooled backbone features."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,3 +75,30 @@ class HintRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.conv(x)))
+
+
+class OFDConnector(nn.Sequential):
+    """OFD's student transform (Heo et al., ICCV 2019): ``Conv2d(C_s, C_t, k, padding
+    (k - 1) // 2, no bias)`` then ``BatchNorm2d(C_t)``, ``[B, C_s, H, W] -> [B, C_t, H, W]``.
+
+    Initialised as the reference initialises it (mdistiller a08d46f, ``OFD.py``
+    ``ConnectorConvBN._build_feature_connector``; the authors' ``build_feature_connector``): conv
+    weights from ``N(0, 2 / (k * k * C_t))`` (He's fan-out rule), BN weight 1 and bias 0. The keys
+    are ``0.weight`` (conv) and ``1.*`` (BN).
+    """
+
+    def __init__(self, student_channels: int, teacher_channels: int, kernel_size: int = 1) -> None:
+        conv = nn.Conv2d(
+            student_channels,
+            teacher_channels,
+            kernel_size,
+            stride=1,
+            padding=(kernel_size - 1) // 2,
+            bias=False,
+        )
+        fan_out = kernel_size * kernel_size * teacher_channels
+        nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan_out))
+        bn = nn.BatchNorm2d(teacher_channels)
+        nn.init.ones_(bn.weight)
+        nn.init.zeros_(bn.bias)
+        super().__init__(conv, bn)

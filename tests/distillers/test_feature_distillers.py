@@ -26,7 +26,7 @@ from kdzoo_testing.runs import metrics, tiny_batch, train_net
 
 METHODS = ("at", "sp", "pkt", "rkd", "nst", "kdsvd")
 # The others are tested in their own files.
-SHIPPED_METHODS = (*METHODS, "fitnet", "cc", "vid", "dkd", "reviewkd")
+SHIPPED_METHODS = (*METHODS, "fitnet", "cc", "vid", "dkd", "reviewkd", "ofd")
 
 #: The feature loss of each method as RepDistiller's helper/loops.py computes it from the two
 #: ``is_feat=True`` lists, unweighted.
