@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from kdzoo_testing import REPO_ROOT, tiny_run_opts
 from kdzoo_testing.runs import train_net_in_process
@@ -197,6 +198,20 @@ def fsp_pair_of_unequal_channels(i: Inputs):
     return i.argv(**opts), (
         "DISTILLER.NAME fsp: the student wrn_16_2's maps have [16, 32, 64, 128] channels and the "
         "teacher resnet8's [16, 16, 32, 64]; FSP compares maps of equal channels"
+    )
+
+
+@case
+def ofd_teacher_without_margins(i: Inputs):
+    from kdzoo.modeling import build_backbone
+
+    teacher = i.folder / "shufflev2.pth"
+    torch.save(build_backbone("ShuffleV2").state_dict(), teacher)
+    opts = {"DISTILLER.NAME": "ofd", "MODEL.TEACHER.NAME": "ShuffleV2"}
+    opts["MODEL.TEACHER.WEIGHTS"] = teacher
+    return i.argv(**opts), (
+        "DISTILLER.NAME ofd: the teacher ShuffleV2 has no margins: ShuffleV2 has no BatchNorm "
+        "before its stages' last ReLU"
     )
 
 

@@ -63,7 +63,8 @@ class OFD(FeatureDistiller):
             bns = bn_before_relu(teacher)
         except ValueError as err:
             raise ConfigError(
-                f"DISTILLER.NAME ofd: the teacher {cfg.MODEL.TEACHER.NAME} has no margins: {err}"
+                f"DISTILLER.NAME ofd: the teacher {cfg.MODEL.TEACHER.NAME} has no margins: {err}; "
+                "OFD needs a teacher of another family"
             ) from None
         if [bn.num_features for bn in bns] != [shape[0] for shape in t_maps]:
             raise ValueError(
