@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdzoo.config import get_cfg
 from kdzoo.distillers import build_distiller
 from kdzoo.distillers.feature_distiller import layer_pairs
 from kdzoo.losses import (
@@ -22,7 +21,7 @@ from kdzoo.losses import (
 )
 from kdzoo.model_zoo import get_config, list_configs
 from kdzoo_testing import tiny_run_opts
-from kdzoo_testing.runs import metrics, tiny_batch, train_net
+from kdzoo_testing.runs import metrics, tiny_batch, tiny_distiller, train_net
 
 METHODS = ("at", "sp", "pkt", "rkd", "nst", "kdsvd")
 # The others are tested in their own files.
@@ -40,15 +39,6 @@ BY_HAND = {
     "kdsvd": lambda s, t: KDSVDLoss(1)(s[1:-1], t[1:-1]),
 }
 WEIGHTS = {"at": 1000.0, "sp": 3000.0, "pkt": 30000.0, "rkd": 1.0, "nst": 50.0, "kdsvd": 1.0}
-
-
-def tiny_distiller(method: str, teacher: str = "resnet8", **opts):
-    cfg = get_cfg()
-    cfg.merge_from_list(["DISTILLER.NAME", method, "MODEL.STUDENT.NAME", "resnet8"])
-    cfg.merge_from_list(["MODEL.TEACHER.NAME", teacher])
-    cfg.merge_from_list([str(x) for kv in opts.items() for x in kv])
-    torch.manual_seed(0)
-    return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
 
 
 def features(distiller, x):
@@ -151,7 +141,8 @@ def test_shipped_config_builds_and_takes_a_step(name):
     assert all(p.grad is not None for p in distiller.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("method", ["at", "rkd"])
+# AT and RKD, and the two methods whose term ramps in with the engine's epoch.
+@pytest.mark.parametrize("method", ["at", "rkd", "dkd", "reviewkd"])
 def test_trains_on_real_cifar100(method, cifar100_slice, random_teacher, tmp_path):
     out = tmp_path / method
     result = train_net(

@@ -6,25 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdzoo.config import get_cfg
 from kdzoo.distillers import build_distiller
 from kdzoo.losses import FSPLoss
 from kdzoo.model_zoo import get_config, list_configs
 from kdzoo.utils.errors import ConfigError
-from kdzoo_testing.runs import straight_and_resumed, tiny_batch
-
-
-def tiny_fsp(student: str = "resnet8", teacher: str = "resnet8", **opts):
-    cfg = get_cfg()
-    cfg.merge_from_list(["DISTILLER.NAME", "fsp", "MODEL.STUDENT.NAME", student])
-    cfg.merge_from_list(["MODEL.TEACHER.NAME", teacher])
-    cfg.merge_from_list([str(x) for kv in opts.items() for x in kv])
-    torch.manual_seed(0)
-    return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
+from kdzoo_testing.runs import straight_and_resumed, tiny_batch, tiny_distiller
 
 
 def test_init_phase_is_the_summed_fsp_loss_and_main_phase_is_ce():
-    distiller = tiny_fsp()
+    distiller = tiny_distiller("fsp")
     batch = tiny_batch()
     x = batch["views"][0]
     distiller.phase = "init"
@@ -39,7 +29,7 @@ def test_init_phase_is_the_summed_fsp_loss_and_main_phase_is_ce():
     assert list(losses) == ["loss_cls"]  # RepDistiller's main-phase FSP term is 0
     logits = distiller.student(x)["logits"]
     torch.testing.assert_close(losses["loss_cls"], F.cross_entropy(logits, batch["label"]))
-    with_kd = tiny_fsp(**{"DISTILLER.FSP.KD_WEIGHT": 0.9})
+    with_kd = tiny_distiller("fsp", **{"DISTILLER.FSP.KD_WEIGHT": 0.9})
     assert list(with_kd(batch)) == ["loss_cls", "loss_kd"]
 
 
@@ -52,7 +42,7 @@ def test_init_phase_is_the_summed_fsp_loss_and_main_phase_is_ce():
     ],
 )
 def test_the_pre_training_phase_trains_the_feature_layers(student, teacher, untrained):
-    distiller = tiny_fsp(student, teacher, **{"DISTILLER.FSP.INIT_EPOCHS": 7})
+    distiller = tiny_distiller("fsp", student, teacher, **{"DISTILLER.FSP.INIT_EPOCHS": 7})
     (phase,) = distiller.pretraining_phases()
     assert (phase.name, phase.epochs, phase.constant_lr, phase.base_lr) == ("init", 7, True, None)
     names = {id(p): n for n, p in distiller.student.named_parameters()}
@@ -67,7 +57,7 @@ def test_the_pre_training_phase_trains_the_feature_layers(student, teacher, untr
 
 def test_pairs_of_unequal_channels_are_refused():
     with pytest.raises(ConfigError, match=r"DISTILLER.NAME fsp: .* equal channels"):
-        tiny_fsp("resnet8", "wrn_16_2")
+        tiny_distiller("fsp", "resnet8", "wrn_16_2")
 
 
 SHIPPED = [n for n in list_configs() if n.startswith("cifar100/fsp/")]

@@ -1,18 +1,16 @@
-"""The baselines with modules trained beside the student (FitNet, CC, VID) as RepDistiller (commit
-b84f547) runs them: the losses as the reference weights them, gradients to the student and the
-modules it trains with the student (FitNet's regressor, CC's two embeddings, VID's regressors and
-variances) and never to the teacher, and an exact resume."""
+"""The baselines with modules trained beside the student (FitNet, CC, VID, and OFD's resume) as
+the references run them: the losses as they weigh them, gradients to the student and the modules
+trained with it (FitNet's regressor, CC's two embeddings, VID's regressors and variances) and
+never to the teacher, and an exact resume that leaves the teacher as loaded."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.config import get_cfg
-from kdzoo.distillers import build_distiller
 from kdzoo.losses import CorrelationCongruenceLoss, VIDLoss
 from kdzoo.modeling import HintRegressor, probe_features
-from kdzoo_testing.runs import straight_and_resumed, tiny_batch
+from kdzoo_testing.runs import straight_and_resumed, tiny_batch, tiny_distiller
 
 METHODS = ("fitnet", "cc", "vid")
 WEIGHTS = {"fitnet": 100.0, "cc": 0.02, "vid": 1.0}  # -b of scripts/run_cifar_distill.sh:7, 13, 15
@@ -31,15 +29,6 @@ def by_hand(method: str, distiller, s: list, t: list) -> torch.Tensor:
         )
     f_s, f_t = distiller.embed_student(s[-1]), distiller.embed_teacher(t[-1])
     return CorrelationCongruenceLoss()(f_s, f_t)
-
-
-def tiny_distiller(method: str, student: str = "resnet8", teacher: str = "resnet8", **opts):
-    cfg = get_cfg()
-    cfg.merge_from_list(["DISTILLER.NAME", method, "MODEL.STUDENT.NAME", student])
-    cfg.merge_from_list(["MODEL.TEACHER.NAME", teacher])
-    cfg.merge_from_list([str(x) for kv in opts.items() for x in kv])
-    torch.manual_seed(0)
-    return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
 
 
 def trained_modules(method: str, distiller) -> list[nn.Module]:
@@ -163,6 +152,7 @@ def test_vid_has_one_regressor_and_variance_per_pair_of_stages():
     [
         ("fitnet", {"regressor.conv.weight", "regressor.bn.running_mean"}),
         ("vid", {"criterion.0.regressor.0.weight", "criterion.2.log_scale"}),
+        ("ofd", {"criterion.margin0", "connectors.2.0.weight", "connectors.2.1.running_var"}),
     ],
 )
 def test_resume_is_bit_identical(method, trained_keys, cifar100_slice, random_teacher, tmp_path):
@@ -184,3 +174,8 @@ def test_resume_is_bit_identical(method, trained_keys, cifar100_slice, random_te
         # The variances are trained (RepDistiller); mdistiller's stay at INIT_PRED_VAR.
         untrained = tiny_distiller("vid").criterion[2].log_scale
         assert not torch.equal(a["criterion.2.log_scale"], untrained.detach())
+    # The teacher is what was loaded, running statistics included (OFD's teacher normalises
+    # training batches with their own statistics without keeping them).
+    loaded = torch.load(random_teacher, weights_only=True)["model"]
+    for key, value in loaded.items():
+        assert torch.equal(a[f"teacher.{key}"], value), key

@@ -96,38 +96,17 @@ def test_two_processes_with_sync_bn_equal_one_process(
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("method", ["sp", "pkt", "rkd", "cc"])
-def test_relations_over_the_batch_use_the_global_batch(
+@pytest.mark.parametrize("method", ["sp", "pkt", "rkd", "cc", "reviewkd"])
+def test_losses_over_the_batch_use_the_global_batch(
     cifar100_slice, random_teacher, tmp_path, method
 ):
-    """SP, PKT, RKD and CC compare pairs of samples of the batch: under DDP each rank gathers
-    the global batch, so 2 Gloo processes with MODEL.SYNC_BN compute what 1 process computes (on
-    half batches the losses would differ: SP's B x B matrices, PKT's and RKD's means). Two steps:
-    RKD's third step on these random networks amplifies the float noise of the first two to
-    1.5e-4 of its loss (seen; its first step agrees bit for bit, its second to 2e-7)."""
-    opts = {
-        "DISTILLER.NAME": method,
-        "MODEL.CHANNELS_LAST": False,
-        "MODEL.TEACHER.NAME": "resnet8",
-        "MODEL.TEACHER.WEIGHTS": random_teacher,
-        "MODEL.SYNC_BN": True,
-        "SOLVER.MAX_ITER": 2,
-        "SOLVER.CHECKPOINT_PERIOD": 1,
-        "LOG_PERIOD": 1,
-    }
-    runs = one_and_two_processes(cifar100_slice, tmp_path, opts)
-    assert_first_step_and_losses_agree(*runs, steps=2)
-
-
-@pytest.mark.reliability
-@pytest.mark.parametrize("method", ["reviewkd"])
-def test_per_sample_losses_with_batchnorm_in_trained_modules(
-    cifar100_slice, random_teacher, tmp_path, method
-):
-    """ReviewKD's losses are means over the samples (CE, and HCL's MSEs over equal shares of the
-    batch), but its ABF modules normalise with BatchNorm: with MODEL.SYNC_BN (which converts
-    them with the student), 2 Gloo processes compute what 1 process computes (without it each
-    rank's ABFs and student normalise with their half batch's statistics). Two steps."""
+    """Losses that depend on the rest of the batch, under DDP, 2 Gloo processes with
+    MODEL.SYNC_BN vs 1 process, two steps. SP, PKT, RKD and CC compare pairs of samples: each
+    rank gathers the global batch (on half batches SP's B x B matrices and PKT's and RKD's means
+    would differ). ReviewKD's ABF modules normalise with BatchNorm: SYNC_BN converts them with
+    the student (without it the first step's weights differ). RKD's third step on these random
+    networks amplifies the float noise of the first two to 1.5e-4 of its loss (seen; its first
+    step agrees bit for bit, its second to 2e-7), so two steps are compared."""
     opts = {
         "DISTILLER.NAME": method,
         "MODEL.CHANNELS_LAST": False,

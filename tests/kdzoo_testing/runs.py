@@ -15,6 +15,7 @@ import torch
 from kdzoo.checkpoint import load_file
 from kdzoo.config import get_cfg
 from kdzoo.data import TrainLoader, build_dataset
+from kdzoo.distillers import build_distiller
 from kdzoo.engine import (
     HookBase,
     Trainer,
@@ -132,6 +133,17 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:  # it exited meanwhile
         return b""
+
+
+def tiny_distiller(method: str, student: str = "resnet8", teacher: str = "resnet8", **opts):
+    """The distiller ``method`` between random networks (seeded), in train mode; ``opts`` are
+    ``KEY=value`` config overrides."""
+    cfg = get_cfg()
+    cfg.merge_from_list(["DISTILLER.NAME", method, "MODEL.STUDENT.NAME", student])
+    cfg.merge_from_list(["MODEL.TEACHER.NAME", teacher])
+    cfg.merge_from_list([str(x) for kv in opts.items() for x in kv])
+    torch.manual_seed(0)
+    return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
 
 
 def tiny_batch(n: int = 4) -> dict:
