@@ -202,6 +202,15 @@ def fsp_pair_of_unequal_channels(i: Inputs):
 
 
 @case
+def ab_pair_of_unequal_stage_counts(i: Inputs):
+    opts = i.teacher_opts(**{"DISTILLER.NAME": "ab", "MODEL.STUDENT.NAME": "vgg8"})
+    return i.argv(**opts), (
+        "DISTILLER.NAME ab: the student vgg8 has 4 stage maps and the teacher resnet8 3; AB pairs "
+        "them one to one"
+    )
+
+
+@case
 def ofd_teacher_without_margins(i: Inputs):
     from kdzoo.modeling import build_backbone
 

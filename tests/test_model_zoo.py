@@ -141,6 +141,8 @@ def test_short_schedule_students_share_one_budget(name):
         "DISTILLER.DKD.WARMUP",
         "DISTILLER.REVIEWKD.WARMUP",
         "DISTILLER.FSP.INIT_EPOCHS",
+        "DISTILLER.AB.INIT_EPOCHS",
+        "DISTILLER.FT.INIT_EPOCHS",
     }
     assert changed <= schedule, changed - schedule
     pretraining = short.get(f"DISTILLER.{method.upper()}.INIT_EPOCHS", 0)

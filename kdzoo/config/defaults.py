@@ -235,6 +235,28 @@ _C.DISTILLER.FSP = CN()
 _C.DISTILLER.FSP.CE_WEIGHT = 1.0  # gamma (main phase): train_student.py's -r default
 _C.DISTILLER.FSP.KD_WEIGHT = 0.0  # alpha (main phase): -a 0 (run_cifar_distill.sh:25)
 _C.DISTILLER.FSP.INIT_EPOCHS = 30  # the pre-training phase: --init_epochs (train_student.py:47)
+# AB (Heo et al., AAAI 2019): a pre-training phase of the connectors and the student's feature
+# layers on the AB loss of the pre-ReLU stage outputs, then CE. RepDistiller's -b 1 multiplies a
+# main-phase term it sets to 0 (helper/loops.py:171-173), so there is no WEIGHT.
+_C.DISTILLER.AB = CN()
+_C.DISTILLER.AB.CE_WEIGHT = 1.0  # gamma (main phase): train_student.py's -r default
+_C.DISTILLER.AB.KD_WEIGHT = 0.0  # alpha (main phase): -a 0 (run_cifar_distill.sh:21)
+_C.DISTILLER.AB.INIT_EPOCHS = 30  # the pre-training phase: --init_epochs (train_student.py:47)
+_C.DISTILLER.AB.MARGIN = 1.0  # mu of the AB loss: ABLoss(margin=1.0) (AB.py:11)
+# FT (Kim et al., NeurIPS 2018): a pre-training phase of the teacher's paraphraser on the
+# reconstruction of the teacher's last stage output, then CE + WEIGHT x the factor loss between
+# the student's translator and the (frozen) paraphraser's encoder.
+_C.DISTILLER.FT = CN()
+_C.DISTILLER.FT.CE_WEIGHT = 1.0  # gamma: train_student.py's -r default
+_C.DISTILLER.FT.KD_WEIGHT = 0.0  # alpha: -a 0 (run_cifar_distill.sh:23)
+_C.DISTILLER.FT.WEIGHT = 200.0  # beta of the factor loss: -b 200 (run_cifar_distill.sh:23)
+_C.DISTILLER.FT.INIT_EPOCHS = 30  # the pre-training phase: --init_epochs (train_student.py:47)
+# The pre-training phase's constant lr; 0 for RepDistiller's rule (helper/pretrain.py:21-26):
+# 0.01 for resnet and wrn students, SOLVER.BASE_LR for the others.
+_C.DISTILLER.FT.INIT_LR = 0.0
+_C.DISTILLER.FT.RATE = 0.5  # the factor's channels over the teacher's: k (models/util.py:9, 45)
+_C.DISTILLER.FT.P1 = 2.0  # factor = normalize(mean_c f^P1): FactorTransfer(p1=2) (FT.py:9)
+_C.DISTILLER.FT.P2 = 1.0  # loss = mean |diff|^P2 (P2 1: absolute): FactorTransfer(p2=1)
 # ReviewKD (Chen et al., CVPR 2021), mdistiller's defaults (engine/cfg.py, CFG.REVIEWKD). The
 # channels and sizes of its ABF modules (CFG.REVIEWKD.IN_CHANNELS, OUT_CHANNELS, SHAPES,
 # OUT_SHAPES) are read off a dummy forward of the two models, never typed in.

@@ -2,6 +2,7 @@
 
 # Importing each method's file registers it.
 from . import (  # noqa: F401
+    ab,
     at,
     cc,
     cocord,
@@ -9,6 +10,7 @@ from . import (  # noqa: F401
     dkd,
     fitnet,
     fsp,
+    ft,
     kd,
     kdsvd,
     nst,

@@ -61,6 +61,13 @@ class Distiller(nn.Module):
         optimizer; :meth:`losses` returns that phase's losses."""
         return []
 
+    def main_phase(self) -> Phase:
+        """The phase the run ends with, of ``SOLVER``'s length, rate and schedule. By default it
+        trains every parameter that was trainable when the run was built; a method whose
+        pre-training modules the main phase leaves alone (AB's connectors, FT's paraphraser)
+        names the parameters it trains."""
+        return MAIN_PHASE
+
     def train(self, mode: bool = True) -> "Distiller":
         super().train(mode)
         if self.teacher is not None:

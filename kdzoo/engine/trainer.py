@@ -21,7 +21,13 @@ from kdzoo.data import (
 from kdzoo.distillers import Distiller, build_distiller
 from kdzoo.evaluation import evaluate_classifier
 from kdzoo.modeling import Classifier, convert_sync_batchnorm
-from kdzoo.solver import MAIN_PHASE, amp_dtype, build_lr_scheduler, build_optimizer, phase_starts
+from kdzoo.solver import (
+    amp_dtype,
+    build_lr_scheduler,
+    build_optimizer,
+    phase_starts,
+    train_only,
+)
 from kdzoo.utils import comm
 from kdzoo.utils.env import GlobalRNG
 from kdzoo.utils.events import ConsoleWriter, EventWriter, JSONWriter, TensorboardWriter
@@ -53,8 +59,8 @@ class Trainer(TrainerBase):
         distiller = self.build_model(cfg, data_loader.dataset.labels, self.device)
         self.test_loader = self.build_test_loader(cfg, self.device)
         self.iters_per_epoch = data_loader.iters_per_epoch
-        # The distiller's pre-training phases, then the main one (SOLVER's length).
-        self.phases = [*distiller.pretraining_phases(), MAIN_PHASE]
+        # The distiller's pre-training phases, then its main one (SOLVER's length).
+        self.phases = [*distiller.pretraining_phases(), distiller.main_phase()]
         main_iters = cfg.SOLVER.MAX_ITER or cfg.SOLVER.MAX_EPOCHS * self.iters_per_epoch
         lengths = [phase.epochs * self.iters_per_epoch for phase in self.phases[:-1]]
         self._phase_starts = phase_starts([*lengths, main_iters])
@@ -121,9 +127,7 @@ class Trainer(TrainerBase):
         """Let exactly phase ``index``'s parameters require gradients, and build its optimizer and
         lr schedule (counted from the phase's first iteration)."""
         phase = self.phases[index]
-        trained = {id(p) for p in phase.parameters or self._trainable}
-        for p in self._trainable:
-            p.requires_grad_(id(p) in trained)
+        train_only(phase, self._trainable)
         optimizer = self.build_optimizer(self.cfg, distiller)
         if phase.base_lr is not None:
             for group in optimizer.param_groups:

@@ -1,10 +1,12 @@
 """Losses (``LOSS_REGISTRY``): building blocks that distillers weight and sum."""
 
+from .activation_boundary import ABLoss
 from .attention import AttentionTransferLoss
 from .build import LOSS_REGISTRY, build_loss
 from .contrastive import InfoNCELoss, NormalizedMSELoss
 from .crd import CRDNCELoss
 from .decoupled_kd import DKDLoss
+from .factor_transfer import FactorTransferLoss
 from .fsp import FSPLoss
 from .kd import KDLoss
 from .neuron_selectivity import NSTLoss
@@ -19,11 +21,13 @@ from .wasserstein import WassersteinCriticLoss
 
 __all__ = [
     "LOSS_REGISTRY",
+    "ABLoss",
     "AttentionTransferLoss",
     "CRDNCELoss",
     "CorrelationCongruenceLoss",
     "DKDLoss",
     "FSPLoss",
+    "FactorTransferLoss",
     "HCLLoss",
     "InfoNCELoss",
     "KDLoss",

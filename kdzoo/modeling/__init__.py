@@ -11,12 +11,14 @@ from .backbone import (
     registered_input_size,
 )
 from .backbone.preact_bn import bn_before_relu
-from .heads import HintRegressor, LinearEmbed, MLPHead, OFDConnector
+from .factor import Paraphraser, Translator
+from .heads import ABConnector, HintRegressor, LinearEmbed, MLPHead, OFDConnector
 from .review import AttentionBasedFusion, KnowledgeReview
 from .sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 
 __all__ = [
     "BACKBONE_REGISTRY",
+    "ABConnector",
     "AttentionBasedFusion",
     "BackboneDims",
     "Classifier",
@@ -26,6 +28,8 @@ __all__ = [
     "LinearEmbed",
     "MLPHead",
     "OFDConnector",
+    "Paraphraser",
+    "Translator",
     "bn_before_relu",
     "build_backbone",
     "convert_sync_batchnorm",

@@ -55,10 +55,14 @@ class HintRegressor(nn.Module):
 
     then ``BatchNorm2d(C_t)`` (``bn``) and ReLU. Biases on, PyTorch's default initialisation.
     ``student_shape``, ``teacher_shape``: ``(C, H, W)`` of one sample, read off a dummy forward.
+    ``relu=False`` leaves the ReLU out (``ConvReg(use_relu=False)``, AB's connectors).
     """
 
-    def __init__(self, student_shape: tuple[int, ...], teacher_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, student_shape: tuple[int, ...], teacher_shape: tuple[int, ...], relu: bool = True
+    ) -> None:
         super().__init__()
+        self.relu = relu
         (s_c, s_h, s_w), (t_c, t_h, t_w) = student_shape, teacher_shape
         if s_h == 2 * t_h:
             self.conv = nn.Conv2d(s_c, t_c, kernel_size=3, stride=2, padding=1)
@@ -74,7 +78,39 @@ class HintRegressor(nn.Module):
         self.bn = nn.BatchNorm2d(t_c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        x = self.bn(self.conv(x))
+        return F.relu(x) if self.relu else x
+
+
+class ABConnector(nn.Module):
+    """AB's connectors (RepDistiller's ``Connector``, models/util.py:65-90): one per pair of
+    stage maps, the student's ``[B, C_s, H_s, W_s]`` -> the teacher's ``[B, C_t, H_t, W_t]``.
+
+    Where the two maps have the same channels and height the connector is the identity (no
+    parameters); otherwise a :class:`HintRegressor` without ReLU (``ConvReg(s, t,
+    use_relu=False)``: conv then BatchNorm). The keys are ``connectors.<i>.conv.*`` and
+    ``connectors.<i>.bn.*``, the reference's. ``student_shapes``, ``teacher_shapes``: ``(C, H, W)``
+    of each map of one sample, lists of one length. ``forward`` takes and returns a list of maps.
+    """
+
+    def __init__(
+        self,
+        student_shapes: list[tuple[int, ...]],
+        teacher_shapes: list[tuple[int, ...]],
+    ) -> None:
+        super().__init__()
+        if len(student_shapes) != len(teacher_shapes):
+            raise ValueError(
+                f"AB connectors pair maps one to one; got {len(student_shapes)} student and "
+                f"{len(teacher_shapes)} teacher maps"
+            )
+        self.connectors = nn.ModuleList(
+            nn.Identity() if s[:2] == t[:2] else HintRegressor(s, t, relu=False)
+            for s, t in zip(student_shapes, teacher_shapes, strict=True)
+        )
+
+    def forward(self, g_s: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [connector(f) for connector, f in zip(self.connectors, g_s, strict=True)]
 
 
 class OFDConnector(nn.Sequential):

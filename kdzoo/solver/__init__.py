@@ -2,7 +2,7 @@
 
 from .amp import AMP_DTYPES, amp_dtype, check_amp_dtype
 from .build import LRMultiplier, build_lr_scheduler, build_optimizer
-from .phases import MAIN_PHASE, Phase, phase_starts
+from .phases import MAIN_PHASE, Phase, phase_starts, train_only
 
 __all__ = [
     "AMP_DTYPES",
@@ -14,4 +14,5 @@ __all__ = [
     "build_optimizer",
     "check_amp_dtype",
     "phase_starts",
+    "train_only",
 ]

@@ -9,6 +9,7 @@ the phases that come before the main one (``Distiller.pretraining_phases``); the
 in order and names no method.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -23,7 +24,7 @@ class Phase:
             can depend on it; the main phase is ``"main"``.
         epochs: its length in epochs of the training set.
         parameters: the parameters it trains; empty for every parameter that was trainable when
-            the run was built (the main phase). Only these require gradients while it runs.
+            the run was built. Only these require gradients while it runs (:func:`train_only`).
         base_lr: its learning rate; None for ``SOLVER.BASE_LR``.
         constant_lr: keep the rate constant (RepDistiller's init phase) instead of following
             ``SOLVER``'s warm-up and decay, counted from the phase's first iteration.
@@ -39,6 +40,16 @@ class Phase:
 #: The phase every run ends with: all trainable parameters, ``SOLVER``'s rate and schedule. Its
 #: ``epochs`` is not read; ``SOLVER.MAX_ITER`` / ``MAX_EPOCHS`` give its length.
 MAIN_PHASE = Phase("main", epochs=0)
+
+
+def train_only(phase: Phase, trainable: Sequence[nn.Parameter]) -> None:
+    """Of ``trainable`` (the parameters that were trainable when the run was built), let exactly
+    ``phase``'s require gradients (all of them where it names none). The others then get no
+    gradient, so an optimizer that holds them leaves them as they are and DDP does not wait for
+    them; parameters frozen before the run stay frozen."""
+    trained = {id(p) for p in phase.parameters or trainable}
+    for p in trainable:
+        p.requires_grad_(id(p) in trained)
 
 
 def phase_starts(lengths: list[int]) -> list[int]:

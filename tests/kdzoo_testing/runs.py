@@ -25,6 +25,7 @@ from kdzoo.engine import (
     run,
     setup_cfg,
 )
+from kdzoo.solver import train_only
 from kdzoo_testing import REPO_ROOT, tiny_run_opts
 
 
@@ -144,6 +145,14 @@ def tiny_distiller(method: str, student: str = "resnet8", teacher: str = "resnet
     cfg.merge_from_list([str(x) for kv in opts.items() for x in kv])
     torch.manual_seed(0)
     return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
+
+
+def enter_phase(distiller, trainable: list, phase) -> None:
+    """What the engine does at a phase boundary (``Trainer._build_phase``): of the parameters
+    that were ``trainable`` when the run was built, exactly the phase's require gradients, then
+    ``distiller.phase`` is its name."""
+    train_only(phase, trainable)
+    distiller.phase = phase.name
 
 
 def tiny_batch(n: int = 4) -> dict:
