@@ -22,6 +22,61 @@ def finite_or_zero(x: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
 
 
+class _SingularValuesAndRightVectors(torch.autograd.Function):
+    """``s`` ``[B, k]`` and ``V`` ``[B, n, k]`` of ``x = U diag(s) V^T`` ``[B, m, n]``,
+    ``k = min(m, n)``, with a gradient that stays finite where singular values repeat.
+
+    The gradient (Townsend, "Differentiating the singular value decomposition", 2016, with no
+    gradient through ``U``) is::
+
+        dx = U [diag(ds) + diag(s) (F o (V^T dV - dV^T V))] V^T
+             + U diag(1/s) dV^T (I - V V^T)            (only where n > m: V is not square)
+        F_ij = 1 / (s_j^2 - s_i^2)
+
+    PyTorch's own backward divides by ``s_j^2 - s_i^2`` as is, so a pair of exactly equal
+    singular values makes the whole sample's gradient NaN, even where the loss does not depend
+    on their vectors. That happens in real training: a map whose image columns repeat (the
+    zero-padded border of a random crop) is rank-deficient, and LAPACK returns its null
+    space's singular values as one repeated tiny number (kdzoo's short resnet56 -> resnet20 run
+    went NaN at iteration 266; mdistiller's ``torch.svd`` would too). Here ``F`` is 0 where it
+    is not finite: the entries of ``V^T dV - dV^T V`` that pair two unused vectors are 0, so
+    where only leading vectors distinct from the rest are used (KDSVD's ``K + 3``), the
+    gradient is the exact one. (The authors' TensorFlow code guards the case with an
+    approximate SVD gradient of its own; see docs/decisions.md, KDSVD.)
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)  # torch.svd(x): V = Vh^T
+        v = vh.transpose(-2, -1)
+        ctx.save_for_backward(u, s, v)
+        return s, v
+
+    @staticmethod
+    def backward(ctx, d_s: torch.Tensor | None, d_v: torch.Tensor | None) -> torch.Tensor:
+        u, s, v = ctx.saved_tensors
+        inner = torch.zeros(*s.shape, s.shape[-1], dtype=s.dtype, device=s.device)  # [B, k, k]
+        if d_v is not None:
+            s2 = s.pow(2)
+            f = finite_or_zero(1 / (s2.unsqueeze(-2) - s2.unsqueeze(-1)))  # F_ij, 0 on i = j
+            vt_dv = v.transpose(-2, -1) @ d_v
+            inner = inner + s.unsqueeze(-1) * (f * (vt_dv - vt_dv.transpose(-2, -1)))
+        if d_s is not None:
+            inner = inner + torch.diag_embed(d_s)
+        d_x = u @ inner @ v.transpose(-2, -1)
+        if d_v is not None and v.shape[-2] > v.shape[-1]:
+            outside = d_v - v @ (v.transpose(-2, -1) @ d_v)  # (I - V V^T) dV: [B, n, k]
+            d_x = d_x + u @ (outside.transpose(-2, -1) / s.unsqueeze(-1))
+        return d_x
+
+
+def singular_values_and_right_vectors(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``s`` ``[B, k]`` (descending) and ``V`` ``[B, n, k]`` of the matrices ``x`` ``[B, m, n]``,
+    ``k = min(m, n)``: ``torch.linalg.svd``'s, with a gradient that stays finite where singular
+    values repeat (:class:`_SingularValuesAndRightVectors`)."""
+    return _SingularValuesAndRightVectors.apply(x)
+
+
 def truncated_svd(feat: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` singular values and right singular vectors of each sample's map.
 
@@ -34,8 +89,8 @@ def truncated_svd(feat: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tenso
     gradient: the normalisation projects out the radial part). ``U`` is not used by the loss.
     """
     x = feat.reshape(feat.shape[0], feat.shape[1] * feat.shape[2], feat.shape[3])
-    _, s, vh = torch.linalg.svd(x, full_matrices=False)  # torch.svd(x): V = Vh^T
-    s, v = finite_or_zero(s), finite_or_zero(vh.transpose(-2, -1))
+    s, v = singular_values_and_right_vectors(x)
+    s, v = finite_or_zero(s), finite_or_zero(v)
     return F.normalize(s[:, :n], dim=1), F.normalize(v[:, :, :n], dim=1)
 
 

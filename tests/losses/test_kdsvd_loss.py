@@ -1,6 +1,7 @@
 """KDSVD's loss: equality with mdistiller's own ``kdsvd_loss`` (numbers stored in
 ``kdsvd_reference.json``), a value worked out by hand, gradients to the student only, the
-non-finite guard, pooling of maps of different sizes, and half precision computed in float32."""
+non-finite guard, pooling of maps of different sizes, half precision computed in float32, and
+the SVD's gradient where singular values repeat (the authors' rule; PyTorch's is NaN there)."""
 
 import json
 import math
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.losses import LOSS_REGISTRY, KDSVDLoss, build_loss
-from kdzoo.losses.svd import finite_or_zero
+from kdzoo.losses.svd import finite_or_zero, singular_values_and_right_vectors
 from kdzoo_testing import kdsvd_reference
 
 HERE = Path(__file__).parent
@@ -188,3 +189,67 @@ def test_half_precision_inputs_are_computed_in_float32():
     expected = KDSVDLoss()([f.float() for f in g_s], [f.float() for f in g_t])
     assert loss.dtype == torch.float32
     assert loss.item() == expected.item()
+
+
+# ------------------------------------------ (f) the SVD's gradient where singular values repeat
+
+
+def _torch_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    return s, vh.transpose(-2, -1)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 4), (3, 4, 7), (2, 5, 5)])
+def test_the_svd_gradient_is_pytorchs_where_singular_values_differ(shape):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    k = min(shape[1:])
+    d_s = torch.randn(shape[0], k, generator=g, dtype=torch.float64)
+    d_v = torch.randn(shape[0], shape[2], k, generator=g, dtype=torch.float64)
+    grads = []
+    for svd in (singular_values_and_right_vectors, _torch_svd):
+        leaf = x.clone().requires_grad_(True)
+        s, v = svd(leaf)
+        ((s * d_s).sum() + (v * d_v).sum()).backward()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+
+
+def test_the_svd_gradient_is_finite_and_exact_where_singular_values_repeat():
+    # A map with zero image columns (a random crop's padded border, before any conv): its
+    # [C*H, W] matrix has rank 3 of 8 and five singular values exactly 0. A loss of the two
+    # leading right vectors (sign-invariant: v v^T) is differentiable there; PyTorch's backward
+    # divides 0 by s_i^2 - s_j^2 = 0 and returns NaN for the whole sample.
+    g = torch.Generator().manual_seed(4)
+    x = torch.cat([torch.randn(1, 12, 3, generator=g), torch.zeros(1, 12, 5)], 2).double()
+    weights = torch.randn(8, 8, generator=g, dtype=torch.float64)
+
+    def loss(x: torch.Tensor, svd) -> torch.Tensor:
+        top = svd(x)[1][:, :, :2]
+        return ((top @ top.transpose(-2, -1)) * weights).sum()
+
+    grads = []
+    for svd in (singular_values_and_right_vectors, _torch_svd):
+        leaf = x.clone().requires_grad_(True)
+        loss(leaf, svd).backward()
+        grads.append(leaf.grad)
+    assert torch.isnan(grads[1]).all()  # the case PyTorch cannot differentiate
+    assert torch.isfinite(grads[0]).all()
+    direction = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    eps = 1e-6
+    central = loss(x + eps * direction, _torch_svd) - loss(x - eps * direction, _torch_svd)
+    assert math.isclose(
+        (grads[0] * direction).sum().item(), central.item() / (2 * eps), rel_tol=1e-6
+    )
+
+
+def test_a_map_with_repeated_columns_gives_the_student_a_finite_gradient():
+    # Padded crop borders, after convolutions: columns that repeat. The loss's gradient was NaN
+    # there (the short resnet56 -> resnet20 run diverged at iteration 266).
+    g = torch.Generator().manual_seed(5)
+    left = torch.randn(4, 3, 4, 3, generator=g)
+    g_s = [torch.cat([left, left[..., :1].expand(4, 3, 4, 5)], -1) for _ in range(2)]
+    g_s = [f.clone().requires_grad_(True) for f in g_s]
+    g_t = [torch.randn(4, 3, 4, 8, generator=g) for _ in range(2)]
+    KDSVDLoss()(g_s, g_t).backward()
+    assert all(torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0 for f in g_s)
