@@ -59,8 +59,10 @@ class Trainer(TrainerBase):
         distiller = self.build_model(cfg, data_loader.dataset.labels, self.device)
         self.test_loader = self.build_test_loader(cfg, self.device)
         self.iters_per_epoch = data_loader.iters_per_epoch
-        # The distiller's pre-training phases, then its main one (SOLVER's length).
-        self.phases = [*distiller.pretraining_phases(), distiller.main_phase()]
+        # The distiller's pre-training phases (those of 0 epochs skipped: INIT_EPOCHS 0 means
+        # none), then its main one (SOLVER's length).
+        pretraining = [phase for phase in distiller.pretraining_phases() if phase.epochs > 0]
+        self.phases = [*pretraining, distiller.main_phase()]
         main_iters = cfg.SOLVER.MAX_ITER or cfg.SOLVER.MAX_EPOCHS * self.iters_per_epoch
         lengths = [phase.epochs * self.iters_per_epoch for phase in self.phases[:-1]]
         self._phase_starts = phase_starts([*lengths, main_iters])

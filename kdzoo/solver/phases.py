@@ -22,7 +22,8 @@ class Phase:
     Attributes:
         name: set on the distiller (``distiller.phase``) while the phase runs, so its losses
             can depend on it; the main phase is ``"main"``.
-        epochs: its length in epochs of the training set.
+        epochs: its length in epochs of the training set; the engine skips a pre-training
+            phase of 0 epochs (``INIT_EPOCHS 0``: no pre-training).
         parameters: the parameters it trains; empty for every parameter that was trainable when
             the run was built. Only these require gradients while it runs (:func:`train_only`).
         base_lr: its learning rate; None for ``SOLVER.BASE_LR``.

@@ -96,3 +96,29 @@ def test_resume_inside_any_phase_is_bit_identical(cifar100_slice, tmp_path, stop
     for s_a, s_b in zip(state_a.values(), state_b.values(), strict=True):
         assert torch.equal(s_a["momentum_buffer"], s_b["momentum_buffer"])
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 6
+
+
+@pytest.mark.parametrize("method", ["fsp", "ab", "ft"])
+def test_a_pre_training_phase_of_no_epochs_is_skipped(
+    cifar100_slice, random_teacher, tmp_path, method
+):
+    # DISTILLER.<NAME>.INIT_EPOCHS 0: no pre-training; the run is its main phase, from iteration
+    # 0, with every parameter the main phase trains in its optimizer.
+    opts = {
+        "DISTILLER.NAME": method,
+        f"DISTILLER.{method.upper()}.INIT_EPOCHS": 0,
+        "MODEL.TEACHER.NAME": "resnet8",
+        "MODEL.TEACHER.WEIGHTS": random_teacher,
+        "SOLVER.MAX_ITER": 3,
+    }
+    args = default_argument_parser().parse_args(tiny_run_opts(cifar100_slice, tmp_path, **opts))
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    trainer = Trainer(cfg)
+    assert [p.name for p in trainer.phases] == ["main"] and trainer.max_iter == 3
+    assert trainer.distiller.phase == "main"
+    # FSP trains every trainable parameter (the student's), AB the student, FT the student and
+    # its translator.
+    main = trainer.distiller.main_phase().parameters or trainer.distiller.student.parameters()
+    held = [p for group in trainer.optimizer.param_groups for p in group["params"]]
+    assert {id(p) for p in held} == {id(p) for p in main}
