@@ -40,9 +40,16 @@ def main() -> None:
     parser.add_argument(
         "--methods",
         nargs="+",
-        choices=training.METHODS,
+        choices=training.METHODS + training.BASELINES,
         default=training.METHODS,
-        help="the training section's distillers",
+        help="the training section's distillers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        choices=training.LAYOUTS,
+        default=training.LAYOUTS,
+        help="the training section's memory layouts (default: both)",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="the training section's timings per rate (median)"
@@ -62,7 +69,12 @@ def main() -> None:
         section = SECTIONS[name]
         options = {}
         if section is training:
-            options = {"pair": tuple(args.pair), "methods": args.methods, "repeat": args.repeat}
+            options = {
+                "pair": tuple(args.pair),
+                "methods": args.methods,
+                "repeat": args.repeat,
+                "layouts": tuple(args.layouts),
+            }
         results[name] = section.run(device, args.quick, **options)
         title, headers, rows = section.table(results[name])
         print(f"\n{title}\n" + tabulate(rows, headers=headers, tablefmt="github"), flush=True)

@@ -12,7 +12,7 @@ train() { python tools/train_net.py --config "$@" DATASETS.ROOT "$root"; }
 
 [ -f $out/resnet56/model_final.pth ] || train $cfgs/resnet56.yaml SEED 0
 for seed in $seeds; do
-  for method in vanilla kd crd cocord at sp pkt rkd nst fitnet cc vid kdsvd dkd fsp reviewkd; do
+  for method in vanilla kd crd cocord at sp pkt rkd nst fitnet cc vid kdsvd dkd reviewkd ofd fsp ab ft; do
     dir=$out/seed$seed/${method}_resnet20
     [ -f $dir/model_final.pth ] || train $cfgs/${method}_resnet20.yaml SEED "$seed" OUTPUT_DIR "$dir"
   done
