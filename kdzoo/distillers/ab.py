@@ -151,10 +151,4 @@ class AB(Distiller):
             # (helper/pretrain.py:62-65)
             g_s = self.connector(feat_s[1:-1])
             return {"loss_ab": sum(self.criterion(g_s, feat_t[1:-1]))}
-        logits_s = self.student(x)["logits"]
-        losses = {"loss_cls": self.label_losses.ce(logits_s, batch["label"])}
-        if self.label_losses.kd_weight > 0:
-            with torch.no_grad():
-                logits_t = self.teacher(x)["logits"]
-            losses.update(self.label_losses.kd(logits_s, logits_t))
-        return losses
+        return self.label_losses.of_student(self.student, self.teacher, x, batch["label"])

@@ -125,3 +125,16 @@ class LabelLosses(nn.Module):
         if self.kd_weight <= 0:
             return {}
         return {"loss_kd": self.kd_weight * self.kd_loss(logits_s, logits_t)}
+
+    def of_student(
+        self, student: nn.Module, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The label terms alone on a batch ``x`` ``[B, 3, H, W]``: the main phase of a method
+        whose distillation is all in its pre-training (AB, FSP). The teacher runs only for KD."""
+        logits_s = student(x)["logits"]
+        losses = {"loss_cls": self.ce(logits_s, labels)}
+        if self.kd_weight > 0:
+            with torch.no_grad():
+                logits_t = teacher(x)["logits"]
+            losses.update(self.kd(logits_s, logits_t))
+        return losses

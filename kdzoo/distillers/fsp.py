@@ -80,10 +80,4 @@ class FSP(Distiller):
             feat_s = self.student(x, features=True)["features"]
             # L_init = sum_i mean (G_i^S - G_i^T)^2 over consecutive maps (helper/pretrain.py)
             return {"loss_fsp": sum(self.criterion(feat_s[:-1], feat_t[:-1]))}
-        logits_s = self.student(x)["logits"]
-        losses = {"loss_cls": self.label_losses.ce(logits_s, batch["label"])}
-        if self.label_losses.kd_weight > 0:
-            with torch.no_grad():
-                logits_t = self.teacher(x)["logits"]
-            losses.update(self.label_losses.kd(logits_s, logits_t))
-        return losses
+        return self.label_losses.of_student(self.student, self.teacher, x, batch["label"])

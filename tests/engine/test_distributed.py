@@ -122,14 +122,21 @@ def test_losses_over_the_batch_use_the_global_batch(
 
 
 @pytest.mark.reliability
-def test_a_phased_method_on_two_processes_equals_one(cifar100_slice, random_teacher, tmp_path):
-    """FSP's pre-training phase (the student's feature layers alone) then its main phase (a new
-    optimizer, a new DDP wrapper over every parameter): 2 Gloo processes with MODEL.SYNC_BN
-    compute what 1 process computes, across the switch. Batches of 2,000 of the 4,000-image
-    slice: 2 pre-training steps, then 1 main step."""
+@pytest.mark.parametrize(
+    ("method", "pretraining_loss", "main_losses"),
+    [("fsp", "loss_fsp", ["loss_cls"]), ("ft", "loss_paraphraser", ["loss_cls", "loss_ft"])],
+)
+def test_a_phased_method_on_two_processes_equals_one(
+    cifar100_slice, random_teacher, tmp_path, method, pretraining_loss, main_losses
+):
+    """A pre-training phase, then the main phase (a new optimizer, a new DDP wrapper): 2 Gloo
+    processes with MODEL.SYNC_BN compute what 1 process computes, across the switch. FSP
+    pre-trains the student's feature layers, then trains every parameter; FT pre-trains the
+    paraphraser, which its main phase leaves out (DDP must not wait for its gradients). Batches
+    of 2,000 of the 4,000-image slice: 2 pre-training steps, then 1 main step."""
     opts = {
-        "DISTILLER.NAME": "fsp",
-        "DISTILLER.FSP.INIT_EPOCHS": 1,
+        "DISTILLER.NAME": method,
+        f"DISTILLER.{method.upper()}.INIT_EPOCHS": 1,
         "MODEL.CHANNELS_LAST": False,
         "MODEL.TEACHER.NAME": "resnet8",
         "MODEL.TEACHER.WEIGHTS": random_teacher,
@@ -143,8 +150,9 @@ def test_a_phased_method_on_two_processes_equals_one(cifar100_slice, random_teac
     runs = one_and_two_processes(cifar100_slice, tmp_path, opts)
     assert_first_step_and_losses_agree(*runs, steps=3)
     _, _, losses = runs
-    assert [sorted(line) for line in losses[2]] == [["loss_fsp", "total_loss"]] * 2 + [
-        ["loss_cls", "total_loss"]
+    pretraining = sorted([pretraining_loss, "total_loss"])
+    assert [sorted(line) for line in losses[2]] == [pretraining] * 2 + [
+        sorted([*main_losses, "total_loss"])
     ]
 
 
