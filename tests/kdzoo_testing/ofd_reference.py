@@ -6,7 +6,7 @@ and mdistiller's models from a checkout given on the command line and stores onl
 (and module names) they return::
 
     git clone https://github.com/megvii-research/mdistiller /tmp/mdistiller
-    .venv/bin/python tests/kdzoo_testing/ofd_reference.py /tmp/mdistiller \\
+    PYTHONPATH=tests .venv/bin/python tests/kdzoo_testing/ofd_reference.py /tmp/mdistiller \\
         tests/losses/ofd_reference.json
 
 (mdistiller's OFD.py imports scipy.) Only torch is imported here (no kdzoo), so the numbers are
@@ -32,7 +32,6 @@ import contextlib
 import importlib
 import io
 import json
-import math
 import subprocess
 import sys
 import types
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from kdzoo_testing.seeded_weights import four_images, seeded_state_dict
 
 SEED = 20240601
 # name -> shape; float64 normal draws from one torch.Generator seeded with SEED, in this order.
@@ -102,31 +103,9 @@ def make_inputs() -> dict[str, torch.Tensor]:
     return x
 
 
-def seeded_state_dict(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """A float64 state_dict for ``model`` (its keys and shapes), drawn key by key in sorted key
-    order from one generator: BN running variances in [0.5, 1.5), ``num_batches_tracked`` 0,
-    other 1-d tensors standard normal (BN weights of both signs), weights ``N(0, 1 / fan_in)``."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    for key in sorted(shapes):
-        shape = shapes[key]
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(0, dtype=torch.long)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=g, dtype=torch.float64) + 0.5
-        elif len(shape) == 1:
-            state[key] = torch.randn(shape, generator=g, dtype=torch.float64)
-        else:
-            fan_in = math.prod(shape[1:])
-            state[key] = torch.randn(shape, generator=g, dtype=torch.float64) / math.sqrt(fan_in)
-    return state
-
-
 def pair_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    """Four float64 32x32 images and their labels."""
-    g = torch.Generator().manual_seed(SEED + 3)
-    return torch.randn(4, 3, 32, 32, generator=g, dtype=torch.float64), torch.tensor([3, 0, 7, 1])
+    """The four images (and labels) the whole-pair checks run on."""
+    return four_images(SEED + 3)
 
 
 def _bn(weight: torch.Tensor, bias: torch.Tensor) -> nn.BatchNorm2d:
