@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from kdzoo.engine import Trainer, default_argument_parser, default_setup, setup_cfg
-from kdzoo.engine.train_loop import HookBase
 from kdzoo.losses import FactorTransferLoss
 from kdzoo.model_zoo import list_configs
 from kdzoo.utils.errors import ConfigError
 from kdzoo_testing import ab_ft_reference as ref
 from kdzoo_testing import tiny_run_opts
-from kdzoo_testing.runs import enter_phase, metrics, tiny_batch, tiny_distiller
+from kdzoo_testing.runs import Snapshots, enter_phase, metrics, tiny_batch, tiny_distiller
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "losses" / "ab_ft_reference.json").read_text())
 
@@ -138,19 +137,6 @@ SHIPPED = [n for n in list_configs() if n.startswith("cifar100/ft/")]
 def test_ships_the_thirteen_pairs():
     kd = {n.replace("/kd/", "/ft/") for n in list_configs() if n.startswith("cifar100/kd/")}
     assert set(SHIPPED) == kd and len(SHIPPED) == 13
-
-
-class Snapshots(HookBase):
-    """The distiller's state after chosen iterations (1-based)."""
-
-    def __init__(self, iterations: set[int]) -> None:
-        self.iterations = iterations
-        self.states: dict[int, dict] = {}
-
-    def after_step(self) -> None:
-        if self.trainer.iter + 1 in self.iterations:
-            state = self.trainer.distiller.state_dict()
-            self.states[self.trainer.iter + 1] = {k: v.clone() for k, v in state.items()}
 
 
 @pytest.mark.reliability

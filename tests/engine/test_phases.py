@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from kdzoo.engine import Trainer, default_argument_parser, default_setup, setup_cfg
-from kdzoo.engine.train_loop import HookBase
 from kdzoo_testing import tiny_run_opts, toy_distillers
-from kdzoo_testing.runs import metrics, straight_and_resumed
+from kdzoo_testing.runs import Snapshots, metrics, straight_and_resumed
 
 toy_distillers.register()
 
@@ -28,21 +27,6 @@ OPTS = {
 HEAD, BODY, MAIN = range(8), range(8, 16), range(16, 22)
 
 
-class Snapshots(HookBase):
-    """The student's state before chosen iterations run (after the phase switch)."""
-
-    def __init__(self, iterations: set[int]) -> None:
-        self.iterations = iterations
-        self.states: dict[int, dict] = {}
-
-    def after_step(self) -> None:
-        if self.trainer.iter + 1 in self.iterations:
-            student = self.trainer.distiller.student
-            self.states[self.trainer.iter + 1] = {
-                k: v.clone() for k, v in student.state_dict().items()
-            }
-
-
 def build(data_root, out, **extra) -> Trainer:
     args = default_argument_parser().parse_args(tiny_run_opts(data_root, out, **OPTS, **extra))
     cfg = setup_cfg(args)
@@ -56,7 +40,7 @@ def test_each_phase_trains_its_parameters_with_its_own_optimizer(cifar100_slice,
     assert trainer.max_iter == 22
     snapshots = Snapshots({8, 16, 22})
     trainer.register_hooks([snapshots])
-    start = {k: v.clone() for k, v in trainer.distiller.student.state_dict().items()}
+    start = {k: v.clone() for k, v in trainer.distiller.state_dict().items()}
     trainer.resume_or_load(resume=False)
     trainer.train()
 
@@ -69,8 +53,8 @@ def test_each_phase_trains_its_parameters_with_its_own_optimizer(cifar100_slice,
 
     states = snapshots.states
     params = {k for k in start if k.endswith(("weight", "bias"))}
-    assert changed(start, states[8]) == {"fc.weight", "fc.bias"}  # head: the classifier alone
-    assert changed(states[8], states[16]) == {"conv.weight", "conv.bias"}  # body: the rest
+    assert changed(start, states[8]) == {"student.fc.weight", "student.fc.bias"}  # head alone
+    assert changed(states[8], states[16]) == {"student.conv.weight", "student.conv.bias"}
     assert changed(states[16], states[22]) == params  # main: everything
 
     lines = {m["iteration"]: m for m in metrics(tmp_path / "run") if "lr" in m}

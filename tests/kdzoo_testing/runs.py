@@ -147,6 +147,19 @@ def tiny_distiller(method: str, student: str = "resnet8", teacher: str = "resnet
     return build_distiller(cfg, torch.arange(100) % 100, load_weights=False).train()
 
 
+class Snapshots(HookBase):
+    """The distiller's state (cloned) after chosen iterations, 1-based: ``states[i]``."""
+
+    def __init__(self, iterations: set[int]) -> None:
+        self.iterations = iterations
+        self.states: dict[int, dict] = {}
+
+    def after_step(self) -> None:
+        if self.trainer.iter + 1 in self.iterations:
+            state = self.trainer.distiller.state_dict()
+            self.states[self.trainer.iter + 1] = {k: v.clone() for k, v in state.items()}
+
+
 def enter_phase(distiller, trainable: list, phase) -> None:
     """What the engine does at a phase boundary (``Trainer._build_phase``): of the parameters
     that were ``trainable`` when the run was built, exactly the phase's require gradients, then
