@@ -202,6 +202,12 @@ def fsp_pair_of_unequal_channels(i: Inputs):
 
 
 @case
+def negative_pretraining_epochs(i: Inputs):
+    opts = i.teacher_opts(**{"DISTILLER.NAME": "fsp", "DISTILLER.FSP.INIT_EPOCHS": -1})
+    return i.argv(**opts), ("DISTILLER.FSP.INIT_EPOCHS must be 0 (no pre-training) or more; got -1")
+
+
+@case
 def ab_pair_of_unequal_stage_counts(i: Inputs):
     opts = i.teacher_opts(**{"DISTILLER.NAME": "ab", "MODEL.STUDENT.NAME": "vgg8"})
     return i.argv(**opts), (

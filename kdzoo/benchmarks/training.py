@@ -60,9 +60,8 @@ def build_trainer(
         "OUTPUT_DIR": tempfile.mkdtemp(prefix=f"{method}-", dir=workdir),
     }
     # Time the main phase, most of a run (RepDistiller: 240 of 270 epochs): no pre-training.
-    init_epochs = f"DISTILLER.{method.upper()}.INIT_EPOCHS"
     if "INIT_EPOCHS" in cfg.DISTILLER.get(method.upper(), {}):
-        overrides[init_epochs] = 0
+        overrides[f"DISTILLER.{method.upper()}.INIT_EPOCHS"] = 0
     cfg.merge_from_list([item for kv in overrides.items() for item in kv])
     return Trainer(cfg)
 

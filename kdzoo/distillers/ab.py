@@ -46,7 +46,7 @@ from kdzoo.modeling import ABConnector, probe_features
 from kdzoo.solver import MAIN_PHASE, Phase
 from kdzoo.utils.errors import ConfigError
 
-from .base import Distiller, LabelLosses
+from .base import Distiller, LabelLosses, pretraining_epochs
 from .build import DISTILLER_REGISTRY
 from .fsp import parameters_reaching
 
@@ -113,7 +113,7 @@ class AB(Distiller):
         opts = cfg.DISTILLER.AB
         self.criterion = ABLoss(opts.MARGIN)
         self.label_losses = LabelLosses(cfg, opts)
-        self.init_epochs = opts.INIT_EPOCHS
+        self.init_epochs = pretraining_epochs(cfg, "AB")
         # Sized from a dummy forward of both models, as train_student.py:168-174,228-230.
         s_shapes, t_shapes = probe_features(student)[1:-1], probe_features(teacher)[1:-1]
         _check_pairs(cfg, s_shapes, t_shapes)

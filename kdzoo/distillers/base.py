@@ -9,6 +9,7 @@ from torch import nn
 from kdzoo.losses import KDLoss
 from kdzoo.memory import Memory
 from kdzoo.solver import MAIN_PHASE, Phase
+from kdzoo.utils.errors import ConfigError
 
 
 @dataclass
@@ -94,6 +95,17 @@ class Distiller(nn.Module):
     def memories(self) -> list[Memory]:
         """Memory modules whose staged keys the engine commits after each optimizer step."""
         return [m for m in self.modules() if isinstance(m, Memory)]
+
+
+def pretraining_epochs(cfg, name: str) -> int:
+    """``DISTILLER.<name>.INIT_EPOCHS``, the length of a method's pre-training phase (0: none),
+    refused in one line below 0."""
+    epochs = cfg.DISTILLER[name].INIT_EPOCHS
+    if epochs < 0:
+        raise ConfigError(
+            f"DISTILLER.{name}.INIT_EPOCHS must be 0 (no pre-training) or more; got {epochs}"
+        )
+    return epochs
 
 
 def mdistiller_warmup(epoch: int, warmup_epochs: int) -> float:

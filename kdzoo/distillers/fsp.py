@@ -26,7 +26,7 @@ from kdzoo.modeling import probe_features
 from kdzoo.solver import Phase
 from kdzoo.utils.errors import ConfigError
 
-from .base import Distiller, LabelLosses
+from .base import Distiller, LabelLosses, pretraining_epochs
 from .build import DISTILLER_REGISTRY
 
 
@@ -49,7 +49,7 @@ class FSP(Distiller):
         opts = cfg.DISTILLER.FSP
         self.criterion = FSPLoss()
         self.label_losses = LabelLosses(cfg, opts)
-        self.init_epochs = opts.INIT_EPOCHS
+        self.init_epochs = pretraining_epochs(cfg, "FSP")
         s_channels = [shape[0] for shape in probe_features(student)[:-1]]
         t_channels = [shape[0] for shape in probe_features(teacher)[:-1]]
         if s_channels != t_channels:  # the reference's check (FSP.py:13-17)

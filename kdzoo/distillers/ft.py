@@ -38,7 +38,7 @@ from kdzoo.modeling import Paraphraser, Translator, probe_features
 from kdzoo.solver import MAIN_PHASE, Phase
 from kdzoo.utils.errors import ConfigError
 
-from .base import Distiller, LabelLosses
+from .base import Distiller, LabelLosses, pretraining_epochs
 from .build import DISTILLER_REGISTRY
 
 #: The students whose paraphraser RepDistiller pre-trains at 0.01 (helper/pretrain.py:21-24).
@@ -70,7 +70,7 @@ class FT(Distiller):
         self.criterion = FactorTransferLoss(opts.P1, opts.P2)
         self.weight = opts.WEIGHT
         self.label_losses = LabelLosses(cfg, opts)
-        self.init_epochs = opts.INIT_EPOCHS
+        self.init_epochs = pretraining_epochs(cfg, "FT")
         if opts.INIT_LR > 0:
             self.init_lr = opts.INIT_LR
         elif cfg.MODEL.STUDENT.NAME in INIT_LR_001_STUDENTS:

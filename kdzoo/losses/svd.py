@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ._feature_maps import check_same_length, full_precision, pool_to_smaller_map
 from .build import LOSS_REGISTRY
@@ -30,7 +31,8 @@ class _SingularValuesAndRightVectors(torch.autograd.Function):
     gradient through ``U``) is::
 
         dx = U [diag(ds) + diag(s) (F o (V^T dV - dV^T V))] V^T
-             + U diag(1/s) dV^T (I - V V^T)            (only where n > m: V is not square)
+             + U diag(1/s) dV^T (I - V V^T)            (only where n > m: V is not square;
+                                                          1/s taken as 0 where s = 0)
         F_ij = 1 / (s_j^2 - s_i^2)
 
     PyTorch's own backward divides by ``s_j^2 - s_i^2`` as is, so a pair of exactly equal
@@ -53,6 +55,7 @@ class _SingularValuesAndRightVectors(torch.autograd.Function):
         return s, v
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, d_s: torch.Tensor | None, d_v: torch.Tensor | None) -> torch.Tensor:
         u, s, v = ctx.saved_tensors
         inner = torch.zeros(*s.shape, s.shape[-1], dtype=s.dtype, device=s.device)  # [B, k, k]
@@ -66,7 +69,8 @@ class _SingularValuesAndRightVectors(torch.autograd.Function):
         d_x = u @ inner @ v.transpose(-2, -1)
         if d_v is not None and v.shape[-2] > v.shape[-1]:
             outside = d_v - v @ (v.transpose(-2, -1) @ d_v)  # (I - V V^T) dV: [B, n, k]
-            d_x = d_x + u @ (outside.transpose(-2, -1) / s.unsqueeze(-1))
+            inverse = finite_or_zero(1 / s)  # 0 where s = 0, as F where values repeat
+            d_x = d_x + u @ (outside.transpose(-2, -1) * inverse.unsqueeze(-1))
         return d_x
 
 

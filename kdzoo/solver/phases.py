@@ -5,8 +5,8 @@ RepDistiller trains AB, FT and FSP in two phases (train_student.py:227-262, help
 an ``init`` phase of ``--init_epochs`` that trains some modules on the method's own loss with a
 new SGD at a constant lr, then the main phase, whose SGD is built afresh over the student and the
 method's modules and follows the usual schedule from its own first epoch. A distiller declares
-the phases that come before the main one (``Distiller.pretraining_phases``); the engine runs them
-in order and names no method.
+the phases that come before the main one (``Distiller.pretraining_phases``) and what its main
+phase trains (``Distiller.main_phase``); the engine runs them in order and names no method.
 """
 
 from collections.abc import Sequence
@@ -38,8 +38,9 @@ class Phase:
     constant_lr: bool = False
 
 
-#: The phase every run ends with: all trainable parameters, ``SOLVER``'s rate and schedule. Its
-#: ``epochs`` is not read; ``SOLVER.MAX_ITER`` / ``MAX_EPOCHS`` give its length.
+#: The default main phase (``Distiller.main_phase``): every parameter trainable when the run was
+#: built, ``SOLVER``'s rate and schedule. A main phase's ``epochs`` is not read;
+#: ``SOLVER.MAX_ITER`` / ``MAX_EPOCHS`` give its length.
 MAIN_PHASE = Phase("main", epochs=0)
 
 

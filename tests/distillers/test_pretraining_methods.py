@@ -1,7 +1,7 @@
 """What the methods with a pre-training phase share (FSP, AB and FT, as RepDistiller runs them):
-every shipped config keeps the reference's options and the KD config's pair and lr, and steps in
-both phases; AB's and FSP's main phase is the label losses alone (KD only when weighted); a run
-stopped inside the pre-training phase resumes bit-identical."""
+every shipped config keeps the reference's options and the KD config's pair and lr, and computes
+finite losses in both phases; AB's and FSP's main phase is the label losses alone (KD only when
+weighted); a run of FSP or AB stopped inside the pre-training phase resumes bit-identical."""
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ def _pair_and_lr(cfg) -> tuple:
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_config_builds_and_steps_in_both_phases(name):
+def test_shipped_config_builds_and_gives_finite_losses_in_both_phases(name):
     method = name.split("/")[1]
     cfg = get_config(name)
     kd = get_config(name.replace(f"/{method}/", "/kd/"))
@@ -81,3 +81,9 @@ def test_resume_inside_the_pre_training_phase_is_bit_identical(
     assert a["iteration"] == 4 and a["phase"] == {"index": 1}
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+    # The main phase's optimizer (momentum after its first step) and schedule, too.
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert state_a.keys() == state_b.keys() and state_a
+    for s_a, s_b in zip(state_a.values(), state_b.values(), strict=True):
+        assert torch.equal(s_a["momentum_buffer"], s_b["momentum_buffer"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 1

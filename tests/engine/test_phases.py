@@ -106,3 +106,7 @@ def test_a_pre_training_phase_of_no_epochs_is_skipped(
     main = trainer.distiller.main_phase().parameters or trainer.distiller.student.parameters()
     held = [p for group in trainer.optimizer.param_groups for p in group["params"]]
     assert {id(p) for p in held} == {id(p) for p in main}
+    pretrained_only = {"ab": "connector", "ft": "paraphraser"}.get(method)
+    if pretrained_only:  # AB's connectors, FT's paraphraser: not trained by the main phase
+        module = getattr(trainer.distiller, pretrained_only)
+        assert not {id(p) for p in module.parameters()} & {id(p) for p in held}
