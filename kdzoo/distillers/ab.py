@@ -34,34 +34,19 @@ models/util.py:76) and each pair of maps a connector (``ConvReg`` halves, double
 map). All 13 CIFAR-100 pairs qualify; other pairs are refused when the distiller is built.
 """
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from kdzoo.losses import ABLoss
-from kdzoo.modeling import ABConnector, probe_features
+from kdzoo.modeling import ABConnector, dummy_forward, eval_mode, probe_features
 from kdzoo.solver import MAIN_PHASE, Phase
 from kdzoo.utils.errors import ConfigError
 
 from .base import Distiller, LabelLosses, pretraining_epochs
 from .build import DISTILLER_REGISTRY
 from .fsp import parameters_reaching
-
-
-@contextlib.contextmanager
-def eval_mode(modules: list[nn.Module]) -> Iterator[None]:
-    """Run the block with ``modules`` in eval mode, then restore each one's mode."""
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, modes, strict=True):
-            m.train(mode)
 
 
 def _check_pairs(cfg, s_shapes: list[tuple], t_shapes: list[tuple]) -> None:
@@ -90,15 +75,9 @@ def feature_layer_names(student: nn.Module) -> set[str]:
     """The student's parameters that the AB pre-training phase trains: those the post-ReLU
     ``features[:-1]`` depend on (``get_feat_modules()``) that the pre-ReLU ``features[1:-1]``
     reach."""
-    was_training = student.training
-    student.eval()
-    try:
-        x = torch.zeros(2, 3, student.input_size, student.input_size)
-        x = x.to(next(student.parameters()))
-        post = parameters_reaching(student, student(x, features=True)["features"][:-1])
-        pre = parameters_reaching(student, student(x, preact=True)["features"][1:-1])
-    finally:
-        student.train(was_training)
+    post = dummy_forward(student, batch_size=2, features=True)["features"][:-1]
+    pre = dummy_forward(student, batch_size=2, preact=True)["features"][1:-1]
+    post, pre = parameters_reaching(student, post), parameters_reaching(student, pre)
     trained = {id(p) for p in post} & {id(p) for p in pre}
     return {n for n, p in student.named_parameters() if id(p) in trained}
 
@@ -145,7 +124,7 @@ class AB(Distiller):
             with torch.no_grad():
                 feat_t = self.teacher(x, preact=True)["features"]
             untrained = [self.student.get_submodule(n) for n in self._untrained_norms]
-            with eval_mode(untrained):
+            with eval_mode(*untrained):
                 feat_s = self.student(x, preact=True)["features"]
             # L_init = sum_i AB_i(r_i(S_i), T_i) over the pre-ReLU stage outputs
             # (helper/pretrain.py:62-65)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from kdzoo.losses import FSPLoss
-from kdzoo.modeling import probe_features
+from kdzoo.modeling import dummy_forward, probe_features
 from kdzoo.solver import Phase
 from kdzoo.utils.errors import ConfigError
 
@@ -62,14 +62,8 @@ class FSP(Distiller):
 
     def pretraining_phases(self) -> list[Phase]:
         # What the init loss reaches: the student's feature layers (get_feat_modules()).
-        was_training = self.student.training
-        self.student.eval()
-        x = torch.zeros(2, 3, self.student.input_size, self.student.input_size)
-        x = x.to(next(self.student.parameters()))
-        feature_layers = parameters_reaching(
-            self.student, self.student(x, features=True)["features"][:-1]
-        )
-        self.student.train(was_training)
+        features = dummy_forward(self.student, batch_size=2, features=True)["features"]
+        feature_layers = parameters_reaching(self.student, features[:-1])
         return [Phase("init", self.init_epochs, feature_layers, constant_lr=True)]
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:

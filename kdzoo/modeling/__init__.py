@@ -5,6 +5,8 @@ from .backbone import (
     BackboneDims,
     Classifier,
     build_backbone,
+    dummy_forward,
+    eval_mode,
     input_size_mismatch,
     probe_backbone,
     probe_features,
@@ -35,6 +37,8 @@ __all__ = [
     "convert_sync_batchnorm",
     "input_size_mismatch",
     "probe_backbone",
+    "dummy_forward",
+    "eval_mode",
     "probe_features",
     "registered_input_size",
 ]

@@ -6,6 +6,8 @@ from .build import (
     BackboneDims,
     Classifier,
     build_backbone,
+    dummy_forward,
+    eval_mode,
     input_size_mismatch,
     probe_backbone,
     probe_features,
@@ -19,6 +21,8 @@ __all__ = [
     "build_backbone",
     "input_size_mismatch",
     "probe_backbone",
+    "dummy_forward",
+    "eval_mode",
     "probe_features",
     "registered_input_size",
 ]

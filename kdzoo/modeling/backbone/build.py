@@ -13,7 +13,9 @@ then add RepDistiller's feature lists (``"features"``, ``"preact_stages"``); see
 :mod:`kdzoo.modeling.backbone.features`. The default call returns the three keys above only.
 """
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -100,17 +102,34 @@ def probe_backbone(model: nn.Module, input_size: int | None = None) -> BackboneD
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run the block with ``modules`` in eval mode, then restore each one's mode."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
+def dummy_forward(
+    model: nn.Module, batch_size: int = 1, input_size: int | None = None, **outputs: bool
+) -> dict:
+    """``model``'s output on ``batch_size`` zero images in eval mode (restored after), with
+    autograd on; ``outputs`` are the forward's keywords (``features=True``, ``preact=True``)."""
+    size = input_size or model.input_size
+    param = next(model.parameters())
+    x = torch.zeros(batch_size, 3, size, size, device=param.device, dtype=param.dtype)
+    with eval_mode(model):
+        return model(x, **outputs)
+
+
 def probe_features(model: nn.Module, input_size: int | None = None) -> list[tuple[int, ...]]:
     """The shape of one sample (``(C, H, W)``, or ``(D,)`` for the pooled vector) of each entry
     of ``model(x, features=True)["features"]``, RepDistiller's ``is_feat=True`` list, read off one
     dummy image in eval mode (restored after), as train_student.py sizes its extra modules."""
-    size = input_size or model.input_size
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype)
-        out = model(x, features=True)
-    finally:
-        model.train(was_training)
+    out = dummy_forward(model, input_size=input_size, features=True)
     return [tuple(f.shape[1:]) for f in out["features"]]
