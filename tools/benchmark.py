@@ -3,13 +3,16 @@
 
     python tools/benchmark.py [--only SECTION ...] [--json out.json] [--quick] [--device cpu]
                               [--pair TEACHER STUDENT] [--methods METHOD ...] [--repeat N]
+                              [--opts KEY VALUE ...]
 
 Sections (``kdzoo/benchmarks/``): ``data_path`` (on-device CIFAR augmentation vs torchvision's
 per-image pipeline), ``crd`` (CRD's criterion vs the reference's gathered rows, time and peak
 memory), ``training`` (images/s of every distiller through the whole engine, fp32/bf16,
 channels_last; ``--pair`` and ``--methods`` choose what it trains, by default every method on
-resnet32x4 -> resnet8x4; ``--repeat N`` reports the median of N timings) and ``step_overhead``
-(a full KD step over the sum of its raw passes). ``--quick`` uses small sizes and short timings
+resnet32x4 -> resnet8x4; ``--repeat N`` reports the median of N timings; ``--opts`` overrides
+config keys of every trainer it times), ``step_overhead`` (a full KD step over the sum of its
+raw passes) and ``convolutions`` (KD's convolutions timed alone: the step's ceiling if every
+other pass were free). ``--quick`` uses small sizes and short timings
 (for tests). BENCHMARKS.md records the numbers and the machine.
 """
 
@@ -54,7 +57,16 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="the training section's timings per rate (median)"
     )
+    parser.add_argument(
+        "--opts",
+        nargs="+",
+        default=[],
+        metavar="KEY VALUE",
+        help="the training section's config overrides, e.g. CPU_KEEP_FREED_MEMORY False",
+    )
     args = parser.parse_args()
+    if len(args.opts) % 2:
+        parser.error(f"--opts takes KEY VALUE pairs; got {len(args.opts)} words")
     device = torch.device(args.device)
     results = {
         "machine": {
@@ -74,6 +86,7 @@ def main() -> None:
                 "methods": args.methods,
                 "repeat": args.repeat,
                 "layouts": tuple(args.layouts),
+                "opts": tuple(args.opts),
             }
         results[name] = section.run(device, args.quick, **options)
         title, headers, rows = section.table(results[name])

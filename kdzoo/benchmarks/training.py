@@ -16,7 +16,7 @@ import time
 import torch
 
 from kdzoo.config import get_cfg
-from kdzoo.engine import Trainer
+from kdzoo.engine import Trainer, setup_cpu
 from kdzoo.model_zoo import get_config_file
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.events import EventStorage
@@ -37,9 +37,15 @@ _NEVER = 10**9  # periods that must not fire during a measurement
 
 
 def build_trainer(
-    method: str, pair: tuple[str, str], workdir: str, amp: bool = False, channels_last: bool = False
+    method: str,
+    pair: tuple[str, str],
+    workdir: str,
+    amp: bool = False,
+    channels_last: bool = False,
+    opts: tuple[str, ...] = (),
 ) -> Trainer:
-    """A Trainer for ``method`` on ``pair`` with random weights and synthetic data."""
+    """A Trainer for ``method`` on ``pair`` with random weights and synthetic data; ``opts``:
+    further ``KEY VALUE`` config overrides."""
     teacher, student = pair
     cfg = get_cfg()
     name = f"{student}.yaml" if method == "vanilla" else f"{teacher}_{student}.yaml"
@@ -62,7 +68,8 @@ def build_trainer(
     # Time the main phase, most of a run (RepDistiller: 240 of 270 epochs): no pre-training.
     if "INIT_EPOCHS" in cfg.DISTILLER.get(method.upper(), {}):
         overrides[f"DISTILLER.{method.upper()}.INIT_EPOCHS"] = 0
-    cfg.merge_from_list([item for kv in overrides.items() for item in kv])
+    cfg.merge_from_list([*(item for kv in overrides.items() for item in kv), *opts])
+    setup_cpu(cfg)  # as train_net.py's setup: the config's threads and allocator settings
     return Trainer(cfg)
 
 
@@ -89,18 +96,21 @@ def run(
     methods: tuple[str, ...] = METHODS,
     repeat: int = 1,
     layouts: tuple[str, ...] = LAYOUTS,
+    opts: tuple[str, ...] = (),
 ) -> dict:
     """Images/s of each of ``methods`` on ``pair`` (teacher, student) in fp32 and bf16, in each
     memory layout of ``layouts`` (``quick``: KD in fp32, NCHW only, few steps). With ``repeat``
     > 1 each rate is the median of that many timings of the same trainer, all kept in
     ``throughput_runs``: a shared machine's rate can drift by 10-25% from one minute to the
-    next."""
+    next. ``opts``: ``KEY VALUE`` config overrides for every trainer, e.g.
+    ``("CPU_KEEP_FREED_MEMORY", "False")``."""
     warmup, steps = (1, 2) if quick else (3, 10)
     variants = [(amp, layout == "channels_last") for layout in layouts for amp in (False, True)]
     if quick:
         methods, variants = ["kd"], [(False, False)]
     results = {
         "pair": list(pair),
+        "opts": list(opts),
         "throughput": {},
         "throughput_runs": {},
         "peak_gflops": {
@@ -111,11 +121,11 @@ def run(
     }
     with tempfile.TemporaryDirectory() as workdir:
         for method in methods:
-            counted = build_trainer(method, pair, workdir)
+            counted = build_trainer(method, pair, workdir, opts=opts)
             results["gflop_per_image"][method] = step_flops(counted) / 64 / 1e9
             del counted
             for amp, channels_last in variants:
-                trainer = build_trainer(method, pair, workdir, amp, channels_last)
+                trainer = build_trainer(method, pair, workdir, amp, channels_last, opts)
                 rates = [64 / time_steps(trainer, warmup, steps) for _ in range(repeat)]
                 key = f"{method}/{'bf16' if amp else 'fp32'}" + ("/channels_last" * channels_last)
                 results["throughput"][key] = statistics.median(rates)
@@ -142,9 +152,10 @@ def table(results: dict) -> tuple[str, list[str], list[list]]:
         )
     teacher, student = results["pair"]
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in results["peak_gflops"].items())
+    opts = " ".join(results.get("opts", []))  # older files: none
     return (
         f"Training throughput, {teacher} -> {student}, batch 64, full engine step "
-        f"(peak GFLOP/s: {peaks})",
+        f"(peak GFLOP/s: {peaks})" + (f", with {opts}" if opts else ""),
         ["method/precision", "images/s", "range", "GFLOP/image", "compute bound", "of bound"],
         rows,
     )

@@ -389,3 +389,7 @@ _C.CUDNN_BENCHMARK = False
 # cores shared out among --num-gpus CPU processes). On a CPU busy with another job, 1 can be many
 # times faster than 2: idle OpenMP threads spin against the busy core.
 _C.CPU_THREADS = 0
+# Keep the host memory a step frees for the next step instead of handing it back to the kernel
+# (glibc's malloc; kdzoo.utils.host_memory): no page faults on every step's fresh activations.
+# Process-wide, applied by the training setup; False leaves the C allocator as it is.
+_C.CPU_KEEP_FREED_MEMORY = True

@@ -1,7 +1,7 @@
 """The engine: the training loop and its hooks, the Trainer, run setup, and multi-process
 launch."""
 
-from .defaults import default_argument_parser, default_setup, get_device, setup_cfg
+from .defaults import default_argument_parser, default_setup, get_device, setup_cfg, setup_cpu
 from .hooks import (
     BroadcastBuffers,
     EMAHook,
@@ -38,4 +38,5 @@ __all__ = [
     "main",
     "run",
     "setup_cfg",
+    "setup_cpu",
 ]

@@ -2,6 +2,7 @@
 folder, logger and seeds, and the device of this process."""
 
 import argparse
+import logging
 import os
 
 import torch
@@ -12,6 +13,7 @@ from kdzoo.solver import check_amp_dtype
 from kdzoo.utils import comm
 from kdzoo.utils.env import collect_env_info, seed_all
 from kdzoo.utils.errors import ConfigError, KdzooError
+from kdzoo.utils.host_memory import keep_freed_memory
 from kdzoo.utils.logger import setup_logger
 
 
@@ -118,14 +120,28 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
         with open(folder.env_file, "w") as f:
             f.write(collect_env_info() + "\n")
         logger.info(f"Full config saved to {folder.config_file}")
-    if cfg.CPU_THREADS > 0:
-        torch.set_num_threads(cfg.CPU_THREADS)
+    setup_cpu(cfg)
     if get_device(cfg).type == "cpu":
         logger.info(f"{torch.get_num_threads()} CPU threads in this process (CPU_THREADS)")
     # Same seed on every rank: models start identical and the global-batch draws (augmentation,
     # negatives) agree, so N processes reproduce one process over the same global batch.
     seed_all(cfg.SEED)
     torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+
+
+def setup_cpu(cfg: CfgNode) -> None:
+    """The config's process-wide CPU settings: torch's threads (``CPU_THREADS``) and the C
+    allocator's keeping of freed memory (``CPU_KEEP_FREED_MEMORY``). The training setup applies
+    them, and so do the benchmarks, which time a Trainer as ``train_net.py`` runs it."""
+    if cfg.CPU_THREADS > 0:
+        torch.set_num_threads(cfg.CPU_THREADS)
+    if cfg.CPU_KEEP_FREED_MEMORY:
+        kept = keep_freed_memory()
+        logging.getLogger("kdzoo").info(
+            "Freed host memory is kept for reuse (CPU_KEEP_FREED_MEMORY)"
+            if kept
+            else "CPU_KEEP_FREED_MEMORY: the C library is not glibc; its allocator is left as is"
+        )
 
 
 def get_device(cfg: CfgNode) -> torch.device:
