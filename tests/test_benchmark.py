@@ -19,6 +19,7 @@ def test_quick_benchmark_writes_json(tmp_path):
             sys.executable,
             str(REPO_ROOT / "tools" / "benchmark.py"),
             *("--quick", "--json", str(out), "--pair", "resnet56", "resnet20"),
+            *("--opts", "CPU_KEEP_FREED_MEMORY", "False"),
         ],
         capture_output=True,
         text=True,
@@ -32,9 +33,13 @@ def test_quick_benchmark_writes_json(tmp_path):
     assert crd["N"] == 50_000 and crd["kdzoo_s"] > 0 and crd["reference_peak_mib"] > 0
     assert results["training"]["throughput"]["kd/fp32"] > 0
     assert results["step_overhead"]["ratio"] > 0
+    assert results["convolutions"]["ceiling_img_s"] > 0
+    assert "KD's convolutions alone" in done.stdout
     assert "CIFAR augmentation" in done.stdout and "CRD criterion" in done.stdout
     training = results["training"]
     assert training["pair"] == ["resnet56", "resnet20"] and "resnet56 -> resnet20" in done.stdout
+    assert training["opts"] == ["CPU_KEEP_FREED_MEMORY", "False"]
+    assert "with CPU_KEEP_FREED_MEMORY False" in done.stdout
     assert training["peak_gflops"]["fp32"] > 0 and training["peak_gflops"]["bf16"] > 0
     assert training["gflop_per_image"]["kd"] > 0
 

@@ -4,9 +4,10 @@ Each section is a module with ``run(device, quick) -> dict`` and ``table(results
 headers, rows)``; sections that measure in fresh processes also have ``worker(*args) -> dict``.
 """
 
-from . import crd, data_path, step_overhead, training
+from . import convolutions, crd, data_path, step_overhead, training
 
 SECTIONS = {
+    "convolutions": convolutions,
     "crd": crd,
     "data_path": data_path,
     "step_overhead": step_overhead,
