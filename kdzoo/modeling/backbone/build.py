@@ -87,21 +87,13 @@ class BackboneDims:
 @torch.no_grad()
 def probe_backbone(model: nn.Module, input_size: int | None = None) -> BackboneDims:
     """Run one dummy image through ``model`` (in eval mode, restored after) and read its sizes."""
-    size = input_size or model.input_size
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype))
-    finally:
-        model.train(was_training)
+    out = dummy_forward(model, input_size=input_size)
     return BackboneDims(
         embedding=out["embedding"].shape[1],
         stages=tuple(tuple(s.shape[1:]) for s in out["stages"]),
     )
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def eval_mode(*modules: nn.Module) -> Iterator[None]:
     """Run the block with ``modules`` in eval mode, then restore each one's mode."""
@@ -118,8 +110,9 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 def dummy_forward(
     model: nn.Module, batch_size: int = 1, input_size: int | None = None, **outputs: bool
 ) -> dict:
-    """``model``'s output on ``batch_size`` zero images in eval mode (restored after), with
-    autograd on; ``outputs`` are the forward's keywords (``features=True``, ``preact=True``)."""
+    """``model``'s output on ``batch_size`` zero images in eval mode (restored after), under the
+    caller's grad mode (the probes run it under ``no_grad``; FSP and AB trace what its features
+    reach); ``outputs`` are the forward's keywords (``features=True``, ``preact=True``)."""
     size = input_size or model.input_size
     param = next(model.parameters())
     x = torch.zeros(batch_size, 3, size, size, device=param.device, dtype=param.dtype)
@@ -127,6 +120,7 @@ def dummy_forward(
         return model(x, **outputs)
 
 
+@torch.no_grad()
 def probe_features(model: nn.Module, input_size: int | None = None) -> list[tuple[int, ...]]:
     """The shape of one sample (``(C, H, W)``, or ``(D,)`` for the pooled vector) of each entry
     of ``model(x, features=True)["features"]``, RepDistiller's ``is_feat=True`` list, read off one
