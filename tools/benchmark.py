@@ -12,8 +12,10 @@ channels_last; ``--pair`` and ``--methods`` choose what it trains, by default ev
 resnet32x4 -> resnet8x4; ``--repeat N`` reports the median of N timings; ``--opts`` overrides
 config keys of every trainer it times), ``step_overhead`` (a full KD step over the sum of its
 raw passes) and ``convolutions`` (KD's convolutions timed alone: the step's ceiling if every
-other pass were free). ``--quick`` uses small sizes and short timings
-(for tests). BENCHMARKS.md records the numbers and the machine.
+other pass were free). The process runs with the config's CPU settings, as ``train_net.py``
+does (``kdzoo.engine.setup_cpu``: ``CPU_THREADS``, ``CPU_KEEP_FREED_MEMORY``, after ``--opts``),
+for every section. ``--quick`` uses small sizes and short timings (for tests). BENCHMARKS.md
+records the numbers and the machine.
 """
 
 import argparse
@@ -25,6 +27,8 @@ import torch
 from tabulate import tabulate
 
 from kdzoo.benchmarks import SECTIONS, training
+from kdzoo.config import get_cfg
+from kdzoo.engine import setup_cpu
 
 
 def main() -> None:
@@ -62,11 +66,15 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY VALUE",
-        help="the training section's config overrides, e.g. CPU_KEEP_FREED_MEMORY False",
+        help="config overrides: the training section's trainers take them, and the process its "
+        "CPU settings, e.g. CPU_KEEP_FREED_MEMORY False",
     )
     args = parser.parse_args()
     if len(args.opts) % 2:
         parser.error(f"--opts takes KEY VALUE pairs; got {len(args.opts)} words")
+    cfg = get_cfg()
+    cfg.merge_from_list(args.opts)
+    setup_cpu(cfg)  # process-wide and irreversible: once, before any section measures
     device = torch.device(args.device)
     results = {
         "machine": {

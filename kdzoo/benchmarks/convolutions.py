@@ -12,8 +12,6 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from kdzoo.config import get_cfg
-from kdzoo.engine import setup_cpu
 from kdzoo.modeling import build_backbone
 
 from .roofline import peak_gflops
@@ -69,7 +67,6 @@ def time_convolutions(
 
 
 def run(device: torch.device, quick: bool) -> dict:
-    setup_cpu(get_cfg())  # the default CPU settings, as a training step runs with
     teacher_name, student_name = PAIR
     images = torch.randn(_BATCH, 3, 32, 32, device=device)
     images = images.contiguous(memory_format=torch.channels_last)

@@ -16,7 +16,7 @@ import time
 import torch
 
 from kdzoo.config import get_cfg
-from kdzoo.engine import Trainer, setup_cpu
+from kdzoo.engine import Trainer
 from kdzoo.model_zoo import get_config_file
 from kdzoo.modeling import build_backbone
 from kdzoo.utils.events import EventStorage
@@ -69,7 +69,6 @@ def build_trainer(
     if "INIT_EPOCHS" in cfg.DISTILLER.get(method.upper(), {}):
         overrides[f"DISTILLER.{method.upper()}.INIT_EPOCHS"] = 0
     cfg.merge_from_list([*(item for kv in overrides.items() for item in kv), *opts])
-    setup_cpu(cfg)  # as train_net.py's setup: the config's threads and allocator settings
     return Trainer(cfg)
 
 
@@ -102,8 +101,8 @@ def run(
     memory layout of ``layouts`` (``quick``: KD in fp32, NCHW only, few steps). With ``repeat``
     > 1 each rate is the median of that many timings of the same trainer, all kept in
     ``throughput_runs``: a shared machine's rate can drift by 10-25% from one minute to the
-    next. ``opts``: ``KEY VALUE`` config overrides for every trainer, e.g.
-    ``("CPU_KEEP_FREED_MEMORY", "False")``."""
+    next. ``opts``: ``KEY VALUE`` config overrides for every trainer (the process-wide CPU
+    settings among them are applied once, by ``tools/benchmark.py``)."""
     warmup, steps = (1, 2) if quick else (3, 10)
     variants = [(amp, layout == "channels_last") for layout in layouts for amp in (False, True)]
     if quick:
